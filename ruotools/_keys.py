@@ -1,0 +1,87 @@
+"""Every AnnData key ruotools writes, built from ``key_added`` in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def basis_from_rep(use_rep: str) -> str:
+    """Name of the basis of a representation: ``"X_pca"`` → ``"pca"``, ``"X"`` → ``"X"``."""
+    if use_rep != "X" and use_rep.startswith("X_"):
+        return use_rep[2:]
+    return use_rep
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Keys of one fit.
+
+    Parameters
+    ----------
+    key_added
+        Prefix of every key (default ``"ruot"``).
+    """
+
+    key_added: str = "ruot"
+
+    @property
+    def uns(self) -> str:
+        """``uns`` entry with params, history, model and metrics."""
+        return self.key_added
+
+    def velocity_obsm(self, basis: str) -> str:
+        """``obsm`` key of the velocity in ``basis``."""
+        return f"{self.key_added}_velocity_{basis}"
+
+    def drift_obsm(self, basis: str) -> str:
+        """``obsm`` key of the SDE drift in ``basis``."""
+        return f"{self.key_added}_drift_{basis}"
+
+    @property
+    def velocity_layer(self) -> str:
+        """``layers`` key of the velocity when the fit used ``.X`` (scvelo's ``vkey``)."""
+        return f"{self.key_added}_velocity"
+
+    @property
+    def drift_layer(self) -> str:
+        """``layers`` key of the drift when the fit used ``.X``."""
+        return f"{self.key_added}_drift"
+
+    @property
+    def growth(self) -> str:
+        """``obs`` column of the growth rate."""
+        return f"{self.key_added}_growth_rate"
+
+    @property
+    def potential(self) -> str:
+        """``obs`` column of the landscape potential."""
+        return f"{self.key_added}_potential"
+
+    @property
+    def velocity_params(self) -> str:
+        """``uns`` entry listing the embeddings with a velocity (scvelo's ``{vkey}_params``)."""
+        return f"{self.key_added}_velocity_params"
+
+    @property
+    def trajectories(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.simulate` results."""
+        return f"{self.key_added}_trajectories"
+
+
+def outputs(keys: Keys, use_rep: str, full_x: bool) -> dict[str, tuple[str, str]]:
+    """Slots written by a fit: name → (attribute, key).
+
+    ``full_x`` is true when the fit used every column of ``.X``, in which case the velocity and
+    drift go to ``layers``; otherwise to ``obsm`` under the representation's basis.
+    """
+    basis = basis_from_rep(use_rep)
+    if full_x:
+        vel, drift = ("layers", keys.velocity_layer), ("layers", keys.drift_layer)
+    else:
+        vel, drift = ("obsm", keys.velocity_obsm(basis)), ("obsm", keys.drift_obsm(basis))
+    return {
+        "velocity": vel,
+        "drift": drift,
+        "growth": ("obs", keys.growth),
+        "potential": ("obs", keys.potential),
+    }

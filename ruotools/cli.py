@@ -1,0 +1,240 @@
+"""Command line interface: ``ruotools fit`` and ``ruotools example``.
+
+Results go to files and stdout, progress bars and messages to stderr. Bad input (a missing
+file, key or option, a wrong dtype or value) ends with a one-line ``ruotools: error: …`` on
+stderr and exit code 2; an unexpected failure ends the same way with exit code 1 (``--debug``
+shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+#: Exit codes: bad input, unexpected failure.
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+#: Bundled datasets that ``ruotools example`` can fit: names of loaders in :mod:`ruotools.datasets`.
+EXAMPLES = ("simulated_gene", "mouse_hematopoiesis", "gaussian_mixture")
+
+
+class _UserError(Exception):
+    """Bad input detected by the command line itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are a single line on stderr."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``ruotools: error: <message>`` and exit with code 2."""
+        _print_error(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _print_error(message: str) -> None:
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"ruotools: error: {one_line}", file=sys.stderr)
+
+
+def _message(err: BaseException) -> str:
+    # str(KeyError("x")) is "'x'": use the argument itself when there is exactly one
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        return str(err.args[0])
+    return str(err) or type(err).__name__
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ruotools")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, metavar="N", help="epochs per training phase (default: the model's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    parser.add_argument(
+        "--accelerator",
+        default="auto",
+        metavar="NAME",
+        help="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', … (default: auto)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``ruotools`` command.
+
+    Returns
+    -------
+    The parser, with sub-commands ``fit`` and ``example``.
+    """
+    parser = _Parser(
+        prog="ruotools",
+        description="Regularized unbalanced optimal transport (DeepRUOT) for single-cell time courses.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit a RUOT model to an .h5ad file and write the annotated copy",
+        description=(
+            "Fit a RUOT model to the cells of IN.h5ad and write it, with velocity, growth rate, potential "
+            "and the model itself added, to OUT.h5ad."
+        ),
+    )
+    fit.add_argument("input", metavar="IN.h5ad", help="input AnnData file")
+    fit.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="output AnnData file")
+    fit.add_argument("--time-key", required=True, metavar="KEY", help="column of .obs holding the time of each cell")
+    fit.add_argument(
+        "--use-rep",
+        default=None,
+        metavar="REP",
+        help="representation: an .obsm key such as X_pca, or X (default: X_pca if present, else .X)",
+    )
+    fit.add_argument("--n-dims", type=int, default=None, metavar="N", help="use the first N dimensions of it")
+    fit.add_argument("--sigma", type=float, default=None, metavar="S", help="noise level; 0 = deterministic model")
+    fit.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per time point and step")
+    fit.add_argument("--key-added", default="ruot", metavar="KEY", help="prefix of the keys written (default: ruot)")
+    _add_training_options(fit)
+    fit.set_defaults(handler=_run_fit)
+
+    example = sub.add_parser(
+        "example",
+        help="fit a bundled dataset and write the result and its metrics",
+        description=(
+            "Fit a bundled dataset, evaluate the fit (W1, W2, TMV per time point) and write DIR/NAME.h5ad and "
+            "DIR/metrics.csv; the metrics table is also printed."
+        ),
+    )
+    example.add_argument(
+        "name",
+        nargs="?",
+        default="simulated_gene",
+        choices=list(EXAMPLES),
+        metavar="NAME",
+        help=f"dataset: {', '.join(EXAMPLES)} (default: simulated_gene)",
+    )
+    example.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if needed)")
+    _add_training_options(example)
+    example.set_defaults(handler=_run_example)
+    return parser
+
+
+def _fit_kwargs(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    # options left unset are not passed, so the library's defaults stay the only defaults
+    kwargs = {
+        "max_epochs": args.max_epochs,
+        "random_state": args.seed,
+        "accelerator": args.accelerator,
+        "show_progress_bar": not args.no_progress,
+        **extra,
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def _write(adata: AnnData, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(path)
+    print(f"ruotools: wrote {path}", file=sys.stderr)
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from ruotools import tl
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise _UserError(f"input file not found: {src}")
+    try:
+        adata = ad.read_h5ad(src)
+    except OSError as err:
+        raise _UserError(f"cannot read {src} as an .h5ad file: {_message(err)}") from err
+    kwargs = _fit_kwargs(
+        args,
+        use_rep=args.use_rep,
+        n_dims=args.n_dims,
+        sigma=args.sigma,
+        batch_size=args.batch_size,
+        key_added=args.key_added,
+    )
+    tl.fit_ruot(adata, args.time_key, **kwargs)
+    _write(adata, dst)
+    return 0
+
+
+def _run_example(args: argparse.Namespace) -> int:
+    from ruotools import datasets, tl
+
+    load: Callable[[], AnnData] = getattr(datasets, args.name)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise _UserError(f"output is not a directory: {out_dir}")
+    adata = load()
+    tl.fit_ruot(adata, "time", **_fit_kwargs(args))
+    metrics = tl.evaluate(adata, random_state=args.seed)
+    _write(adata, out_dir / f"{args.name}.h5ad")
+    metrics_path = out_dir / "metrics.csv"
+    metrics.to_csv(metrics_path)
+    print(f"ruotools: wrote {metrics_path}", file=sys.stderr)
+    print(metrics.to_string(float_format=lambda value: f"{value:.4f}"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ruotools`` command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``None`` reads :data:`sys.argv`.
+
+    Returns
+    -------
+    Exit code: 0 on success, 2 on bad input, 1 on an unexpected failure.
+
+    Examples
+    --------
+    From a shell::
+
+        ruotools fit cells.h5ad --time-key day --use-rep X_pca -o cells_ruot.h5ad
+        ruotools example simulated_gene -o ruot_example
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version or a usage error (already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except (_UserError, KeyError, TypeError, ValueError, OSError) as err:
+        if args.debug:
+            raise
+        _print_error(_message(err))
+        return EXIT_USAGE
+    except Exception as err:
+        if args.debug:
+            raise
+        _print_error(f"{type(err).__name__}: {_message(err)} (rerun with --debug for the traceback)")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

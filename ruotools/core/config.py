@@ -1,0 +1,53 @@
+"""Hyper-parameters of a RUOT fit, in standardised units."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+PHASES = ("pretrain", "refine", "score", "joint")
+
+
+@dataclass
+class TrainConfig:
+    """Everything the training loop needs to know, in standardised coordinates and time.
+
+    Coordinates are centred and divided by one global scale, time is shifted and scaled so
+    that consecutive snapshots are on average one unit apart; ``sigma`` is expressed in
+    these units. An *epoch* is ``steps_per_epoch`` optimisation steps, each on a fresh
+    mini-batch of at most ``batch_size`` cells per time point, so its cost does not grow
+    with the number of cells.
+
+    Phases (METHOD.md §4): ``pretrain`` fits v and g with deterministic particles on the
+    distribution and mass losses; ``refine`` freezes g and refines v on the distribution
+    loss; ``score`` learns s by Schrödinger-bridge score matching; ``joint`` trains v, g
+    and s together with stochastic particles.
+    """
+
+    sigma: float = 0.1
+    growth: bool = True
+    alpha: float = 1.0
+    hidden_dim: int = 128
+    n_layers: int = 3
+    epochs: dict = field(default_factory=lambda: {"pretrain": 40, "refine": 10, "score": 30, "joint": 10})
+    steps_per_epoch: int = 10
+    batch_size: int = 256
+    lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 3e-3, "joint": 1e-4})
+    lambda_ot: float = 1.0
+    lambda_mass: float = 1.0
+    lambda_action: float = 0.01
+    lambda_score: float = 1.0
+    lambda_fp: float = 0.0
+    lambda_init: float = 0.0
+    steps_per_unit: int = 4
+    sde_steps_per_unit: int = 10
+    emd_max: int = 3000
+    sinkhorn_epsilon: float = 0.01
+    train_size: float = 0.9
+    early_stopping: bool = True
+    patience: int = 15
+    random_state: int = 0
+    show_progress_bar: bool = True
+
+    def to_dict(self) -> dict:
+        """Plain-dict copy (h5ad-safe values only)."""
+        return asdict(self)

@@ -1,0 +1,149 @@
+"""Fixed-step integration of weighted particles: position, log-mass and action together.
+
+The deterministic flow uses classical Runge–Kutta (RK4) on the joint state
+``(x, ℓ, m)``; the stochastic flow uses Euler–Maruyama on
+``dx = (v + ∇s) dt + σ dW`` with ``dℓ = g dt`` and the action accumulated alongside.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .networks import RUOTNetworks
+
+NoiseFn = Callable[[float, float, tuple, torch.Tensor], torch.Tensor]
+
+
+def _n_steps(t0: float, t1: float, steps_per_unit: float) -> int:
+    return max(1, math.ceil(abs(t1 - t0) * steps_per_unit - 1e-9))
+
+
+def action_rate(
+    nets: RUOTNetworks, x: torch.Tensor, t, log_mass: torch.Tensor, *, sigma: float, alpha: float, use_score: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Velocity, growth, action rate and (if ``use_score``) ∇s at ``(x, t)``.
+
+    The action rate is ``[½|v|² + ½|∇s|² − (σ²/2 + s̃)·g + α g²]·e^ℓ`` where ``s̃`` is s minus its
+    mass-weighted mean over the particles: the level of s is free (METHOD.md §7), so only its
+    variation across the population enters.
+    """
+    v = nets.velocity(x, t)
+    g = nets.growth(x, t)
+    rate = 0.5 * (v * v).sum(1) + alpha * g * g
+    grad = None
+    if use_score:
+        s, grad = nets.score_grad(x, t, create_graph=torch.is_grad_enabled())
+        w = torch.softmax(log_mass, 0)
+        s_rel = s - (w * s).sum()
+        rate = rate + 0.5 * (grad * grad).sum(1) - (0.5 * sigma**2 + s_rel) * g
+    elif sigma > 0:
+        rate = rate - 0.5 * sigma**2 * g
+    return v, g, rate * torch.exp(log_mass), grad
+
+
+def integrate(
+    nets: RUOTNetworks,
+    x: torch.Tensor,
+    log_mass: torch.Tensor,
+    times: Sequence[float],
+    *,
+    steps_per_unit: float = 4,
+    stochastic: bool = False,
+    sigma: float = 0.0,
+    alpha: float = 1.0,
+    with_action: bool = False,
+    generator: torch.Generator | None = None,
+    noise: NoiseFn | None = None,
+    record_every_step: bool = False,
+) -> dict[str, list]:
+    """Push weighted particles through ``times``.
+
+    Parameters
+    ----------
+    nets
+        The fields.
+    x
+        Start positions (n, d) at ``times[0]``.
+    log_mass
+        Start log-masses (n,).
+    times
+        Increasing times; states are returned at each of them.
+    steps_per_unit
+        Integration steps per unit of (internal) time; each interval gets at least one.
+    stochastic
+        Euler–Maruyama on the SDE with drift v + ∇s and noise ``sigma`` instead of RK4 on v.
+    sigma
+        Noise level.
+    alpha
+        Growth penalty in the action.
+    with_action
+        Accumulate the action (needs a growth-weighted integral; skipped otherwise).
+    generator
+        Random generator for the Brownian increments.
+    noise
+        Alternative source of increments: ``noise(t0, t1, shape, like) -> ΔW`` (e.g. a torchsde
+        ``BrownianInterval``), used instead of ``generator``.
+    record_every_step
+        Also return the states at every integration step (for trajectories).
+
+    Returns
+    -------
+    dict
+        ``"t"``, ``"x"`` (list of (n, d)), ``"log_mass"`` (list of (n,)) and ``"action"`` (list of (n,),
+        accumulated from ``times[0]``), one entry per requested (or recorded) time.
+    """
+    state_m = torch.zeros_like(log_mass)
+    out = {"t": [float(times[0])], "x": [x], "log_mass": [log_mass], "action": [state_m]}
+    for t0, t1 in itertools.pairwise(times):
+        n = _n_steps(t0, t1, steps_per_unit)
+        h = (t1 - t0) / n
+        for i in range(n):
+            t = t0 + i * h
+            if stochastic:
+                v, g, rate, grad = action_rate(nets, x, t, log_mass, sigma=sigma, alpha=alpha, use_score=sigma > 0)
+                drift = v if grad is None else v + grad
+                if noise is not None:
+                    dw = noise(t, t + h, x.shape, x)
+                else:
+                    dw = torch.randn(x.shape, generator=generator, device="cpu", dtype=x.dtype).to(x.device)
+                    dw = dw * math.sqrt(h)
+                x_new = x + h * drift + sigma * dw
+                log_mass = log_mass + h * g
+                if with_action:
+                    state_m = state_m + h * rate
+                x = x_new
+            else:
+                x, log_mass, state_m = _rk4_step(nets, x, log_mass, state_m, t, h, sigma, alpha, with_action)
+            if record_every_step and i < n - 1:
+                out["t"].append(t + h)
+                out["x"].append(x)
+                out["log_mass"].append(log_mass)
+                out["action"].append(state_m)
+        out["t"].append(float(t1))
+        out["x"].append(x)
+        out["log_mass"].append(log_mass)
+        out["action"].append(state_m)
+    return out
+
+
+def _rk4_step(nets, x, ell, m, t, h, sigma, alpha, with_action):
+    def f(x_, ell_, t_):
+        if with_action:
+            v, g, rate, _ = action_rate(nets, x_, t_, ell_, sigma=sigma, alpha=alpha, use_score=False)
+        else:
+            v, g, rate = nets.velocity(x_, t_), nets.growth(x_, t_), None
+        return v, g, rate
+
+    v1, g1, r1 = f(x, ell, t)
+    v2, g2, r2 = f(x + 0.5 * h * v1, ell + 0.5 * h * g1, t + 0.5 * h)
+    v3, g3, r3 = f(x + 0.5 * h * v2, ell + 0.5 * h * g2, t + 0.5 * h)
+    v4, g4, r4 = f(x + h * v3, ell + h * g3, t + h)
+    x = x + (h / 6) * (v1 + 2 * v2 + 2 * v3 + v4)
+    ell = ell + (h / 6) * (g1 + 2 * g2 + 2 * g3 + g4)
+    if with_action:
+        m = m + (h / 6) * (r1 + 2 * r2 + 2 * r3 + r4)
+    return x, ell, m

@@ -1,0 +1,297 @@
+"""The three training phases of METHOD.md §4, with validation and best-state restoration."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from .config import PHASES, TrainConfig
+from .data import Snapshots
+from .dynamics import integrate
+from .losses import initial_density_loss, log_kde, mass_loss, score_matching_loss, scott_bandwidth
+from .networks import RUOTNetworks
+from .ot import ot_loss, sq_cost, transport_plan
+
+logger = logging.getLogger("ruotools")
+
+VAL_PARTICLES = 1024
+
+
+class _Trainer:
+    def __init__(self, data: Snapshots, config: TrainConfig, nets: RUOTNetworks):
+        self.data, self.cfg, self.nets = data, config, nets
+        self.device = data.device
+        self.gen = torch.Generator().manual_seed(config.random_state)
+        self.K = len(data) - 1
+        # fixed validation particles: a subset of all t0 cells (bounded size)
+        g0 = torch.Generator().manual_seed(config.random_state + 1)
+        x0 = data.all[0]
+        idx = torch.randperm(len(x0), generator=g0)[:VAL_PARTICLES].to(x0.device)
+        self.val_x0 = x0[idx]
+        self.val_targets = [data.val[k] if len(data.val[k]) else data.train[k] for k in range(len(data))]
+        self.val_targets = [y[: VAL_PARTICLES * 4] for y in self.val_targets]
+        self.kde = None
+        if config.lambda_init > 0 and config.sigma > 0:
+            ref = data.train[0][: 4 * VAL_PARTICLES]
+            self.kde = (ref, scott_bandwidth(ref))
+
+    # ------------------------------------------------------------------ particles
+    def _start(self, x0: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x0),), -math.log(len(x0)), dtype=x0.dtype, device=x0.device)
+
+    def _push(self, x0, stochastic: bool, with_action: bool = False, generator=None):
+        cfg = self.cfg
+        return integrate(
+            self.nets,
+            x0,
+            self._start(x0),
+            self.data.times,
+            steps_per_unit=cfg.sde_steps_per_unit if stochastic else cfg.steps_per_unit,
+            stochastic=stochastic,
+            sigma=cfg.sigma,
+            alpha=cfg.alpha,
+            with_action=with_action,
+            generator=generator if generator is not None else self.gen,
+        )
+
+    # ------------------------------------------------------------------ losses
+    def _transport_losses(self, out, use_mass: bool) -> tuple[torch.Tensor, dict]:
+        cfg, parts = self.cfg, {"ot": 0.0, "mass": 0.0}
+        total = 0.0
+        for k in range(1, self.K + 1):
+            y = self.data.sample(k, cfg.batch_size, self.gen)
+            x, ell = out["x"][k], out["log_mass"][k]
+            lo = ot_loss(x, y, torch.exp(ell), emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)
+            total = total + cfg.lambda_ot * lo
+            parts["ot"] += lo.item() / self.K
+            if use_mass:
+                lm = mass_loss(x, ell, y, self.data.masses[k])
+                total = total + cfg.lambda_mass * lm
+                parts["mass"] += lm.item() / self.K
+        return total / self.K, parts
+
+    def _score_loss(self, xs, log_masses, generator=None) -> torch.Tensor:
+        loss = 0.0
+        for k in range(self.K):
+            w = torch.exp(0.5 * (log_masses[k] + log_masses[k + 1]))
+            loss = loss + score_matching_loss(
+                self.nets,
+                xs[k],
+                xs[k + 1],
+                self.data.times[k],
+                self.data.times[k + 1],
+                self.cfg.sigma,
+                w,
+                generator=generator if generator is not None else self.gen,
+            )
+        return loss / self.K
+
+    def _init_loss(self) -> torch.Tensor:
+        ref, bw = self.kde
+        x = self.data.sample(0, self.cfg.batch_size, self.gen)
+        with torch.no_grad():
+            target = log_kde(x, ref, bw)
+        return initial_density_loss(self.nets, x, self.data.times[0], self.cfg.sigma, target)
+
+    # ------------------------------------------------------------------ steps
+    def step(self, phase: str) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        x0 = self.data.sample(0, cfg.batch_size, self.gen)
+        if phase in ("pretrain", "refine"):
+            out = self._push(x0, stochastic=False)
+            return self._transport_losses(out, use_mass=phase == "pretrain" and self.nets.has_growth)
+        if phase == "score":
+            with torch.no_grad():
+                out = self._push(x0, stochastic=False)
+            loss = cfg.lambda_score * self._score_loss(out["x"], out["log_mass"])
+            parts = {"score": loss.item()}
+            if self.kde is not None:
+                li = self._init_loss()
+                loss = loss + cfg.lambda_init * li
+                parts["init"] = float(li)
+            return loss, parts
+        # joint
+        stochastic = cfg.sigma > 0
+        out = self._push(x0, stochastic=stochastic, with_action=True)
+        loss, parts = self._transport_losses(out, use_mass=self.nets.has_growth)
+        action = out["action"][-1].sum()
+        loss = loss + cfg.lambda_action * action
+        parts["action"] = float(action)
+        if stochastic and cfg.lambda_score > 0:
+            xs = [x.detach() for x in out["x"]]
+            lms = [m.detach() for m in out["log_mass"]]
+            ls = self._score_loss(xs, lms)
+            loss = loss + cfg.lambda_score * ls
+            parts["score"] = float(ls)
+        if cfg.lambda_fp > 0 and stochastic:
+            from .losses import fokker_planck_residual
+
+            k = int(torch.randint(self.K, (1,), generator=self.gen))
+            tau = torch.rand(len(x0), generator=self.gen).to(x0.device)
+            xk = out["x"][k].detach()
+            t = self.data.times[k] + tau * (self.data.times[k + 1] - self.data.times[k])
+            lf = fokker_planck_residual(self.nets, xk, t, cfg.sigma, generator=self.gen)
+            loss = loss + cfg.lambda_fp * lf
+            parts["fp"] = float(lf)
+        if self.kde is not None:
+            li = self._init_loss()
+            loss = loss + cfg.lambda_init * li
+            parts["init"] = float(li)
+        return loss, parts
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, phase: str) -> float:
+        """Return the validation score over all intervals, including the mass error (METHOD.md §7)."""
+        if phase == "score":
+            out = self._push(self.val_x0, stochastic=False)
+            g = torch.Generator().manual_seed(self.cfg.random_state + 2)
+            with torch.enable_grad():
+                return float(self._score_loss(out["x"], out["log_mass"], generator=g))
+        stochastic = phase == "joint" and self.cfg.sigma > 0
+        g = torch.Generator().manual_seed(self.cfg.random_state + 3)
+        out = self._push(self.val_x0, stochastic=stochastic, generator=g)
+        score = 0.0
+        for k in range(1, self.K + 1):
+            x, w = out["x"][k], torch.exp(out["log_mass"][k])
+            y = self.val_targets[k]
+            b = torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)
+            plan, _ = transport_plan(x, y, w / w.sum(), b, emd_max=self.cfg.emd_max, epsilon=self.cfg.sinkhorn_epsilon)
+            w2 = float((plan * sq_cost(x, y)).sum().clamp_min(0).sqrt())
+            rel = float((w.sum() - self.data.masses[k]).abs() / self.data.masses[k]) if self.nets.has_growth else 0.0
+            score += w2 + rel
+        return score / self.K
+
+    # ------------------------------------------------------------------ phases
+    def parameters_for(self, phase: str):
+        nets = self.nets
+        if phase == "pretrain":
+            params = list(nets.velocity_net.parameters())
+            if nets.growth_net is not None:
+                params += list(nets.growth_net.parameters())
+            return params
+        if phase == "refine":
+            return list(nets.velocity_net.parameters())
+        if phase == "score":
+            return list(nets.score_net.parameters())
+        return list(nets.parameters())
+
+    def run_phase(self, phase: str, n_epochs: int, progress) -> dict:
+        cfg = self.cfg
+        hist = {"loss": [], "val": [], "stopped": "max_epochs"}
+        if n_epochs <= 0:
+            hist["stopped"] = "skipped"
+            return hist
+        params = self.parameters_for(phase)
+        opt = torch.optim.Adam(params, lr=cfg.lr[phase])
+        total_steps = n_epochs * cfg.steps_per_epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(i, total_steps) / total_steps))
+        )
+        best_val = self.validate(phase) if phase != "score" else math.inf
+        best_state = copy.deepcopy(self.nets.state_dict())
+        since_best = 0
+        bar = progress(range(n_epochs), desc=f"{phase:>8}", leave=True)
+        for epoch in bar:
+            losses = []
+            for _ in range(cfg.steps_per_epoch):
+                opt.zero_grad(set_to_none=True)
+                loss, _parts = self.step(phase)
+                if not torch.isfinite(loss):
+                    self.nets.load_state_dict(best_state)
+                    hist["stopped"] = f"non-finite loss at epoch {epoch}; restored the best state"
+                    logger.warning(
+                        "%s phase: the loss became non-finite at epoch %d; restored the last good state. "
+                        "Lower the learning rate or `sigma`, or check the input for extreme values.",
+                        phase,
+                        epoch,
+                    )
+                    bar.close()
+                    return hist
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+            val = self.validate(phase)
+            hist["loss"].append(float(np.mean(losses)))
+            hist["val"].append(val)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", val=f"{val:.4g}")
+            if val < best_val:
+                best_val, since_best = val, 0
+                best_state = copy.deepcopy(self.nets.state_dict())
+            else:
+                since_best += 1
+                if cfg.early_stopping and since_best >= cfg.patience:
+                    hist["stopped"] = f"early stopping: no validation improvement in {cfg.patience} epochs"
+                    break
+        bar.close()
+        self.nets.load_state_dict(best_state)
+        hist["best_val"] = best_val
+        return hist
+
+    def run_phase_timed(self, phase: str, n_epochs: int, progress) -> dict:
+        start = time.perf_counter()
+        hist = self.run_phase(phase, n_epochs, progress)
+        hist["loss"] = np.asarray(hist["loss"], dtype=np.float64)
+        hist["val"] = np.asarray(hist["val"], dtype=np.float64)
+        hist["seconds"] = time.perf_counter() - start
+        return hist
+
+
+def fit(
+    data: Snapshots, config: TrainConfig, nets: RUOTNetworks | None = None, progress=None
+) -> tuple[RUOTNetworks, dict]:
+    """Train a RUOT model on snapshots in standardised units.
+
+    Parameters
+    ----------
+    data
+        The snapshots (internal coordinates and times).
+    config
+        Hyper-parameters; ``config.epochs[phase]`` epochs of ``config.steps_per_epoch`` steps each.
+    nets
+        Networks to start from (e.g. to continue training); new ones when ``None``.
+    progress
+        ``tqdm``-like factory ``progress(iterable, desc=..., leave=...)``; no bar when ``None``.
+
+    Returns
+    -------
+    nets, history
+        The trained networks (best validation state of each phase) and, per phase, the mean
+        training loss and validation score of every epoch and why the phase stopped.
+    """
+    torch.manual_seed(config.random_state)
+    if nets is None:
+        nets = RUOTNetworks(data.dim, config.hidden_dim, config.n_layers, growth=config.growth, sigma=config.sigma)
+    nets = nets.to(data.device)
+    if progress is None:
+
+        def progress(it, **kwargs):
+            return _Silent(it)
+
+    trainer = _Trainer(data, config, nets)
+    history = {}
+    for phase in PHASES:
+        n = int(config.epochs.get(phase, 0))
+        if phase in ("score", "joint") and config.sigma <= 0:
+            n = 0 if phase == "score" else n
+        history[phase] = trainer.run_phase_timed(phase, n, progress)
+    return nets, history
+
+
+class _Silent:
+    def __init__(self, it):
+        self.it = it
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def close(self):
+        pass

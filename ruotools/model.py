@@ -1,0 +1,310 @@
+"""`RUOTModel`: the trained fields in the user's coordinates and time, and their persistence."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._keys import Keys
+from .core.config import TrainConfig
+from .core.data import Standardizer
+from .core.dynamics import integrate
+from .core.networks import RUOTNetworks
+
+MODEL_FILE = "model.pt"
+FORMAT_VERSION = 1
+
+
+class RUOTModel:
+    """A fitted RUOT model: velocity, growth and score fields in the user's units.
+
+    Positions are in the fitted representation (first ``n_dims`` columns of ``use_rep``) and
+    times in the user's time unit; every output is converted back from the internal
+    standardised units: velocities per unit of the user's time, growth in log-mass per unit
+    time, the score s = (σ²/2)·log ρ and the potential −log ρ (up to a constant).
+
+    Create one with :func:`ruotools.tl.fit_ruot`, :meth:`from_adata`, or :meth:`load`.
+    """
+
+    def __init__(
+        self,
+        nets: RUOTNetworks,
+        config: TrainConfig,
+        standardizer: Standardizer,
+        *,
+        time_points: np.ndarray,
+        relative_mass: np.ndarray,
+        use_rep: str,
+        time_key: str,
+        history: dict | None = None,
+    ):
+        self.nets = nets.eval()
+        self.config = config
+        self.standardizer = standardizer
+        self.time_points = np.asarray(time_points, dtype=np.float64)
+        self.relative_mass = np.asarray(relative_mass, dtype=np.float64)
+        self.use_rep = use_rep
+        self.time_key = time_key
+        self.history = history or {}
+
+    # ------------------------------------------------------------------ units
+    @property
+    def device(self) -> torch.device:
+        """Device of the networks."""
+        return next(self.nets.parameters()).device
+
+    def to(self, device) -> RUOTModel:
+        """Move the networks to ``device`` (in place); returns ``self``."""
+        self.nets.to(device)
+        return self
+
+    @property
+    def n_dims(self) -> int:
+        """Dimension of the fitted representation."""
+        return self.nets.dim
+
+    @property
+    def sigma(self) -> float:
+        """Noise level in the user's units (coordinate units per square root of time unit)."""
+        st = self.standardizer
+        return self.config.sigma * st.x_scale / math.sqrt(st.t_scale)
+
+    def _inputs(self, x, t) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        is_torch = torch.is_tensor(x)
+        xn = x.detach().cpu().double().numpy() if is_torch else np.asarray(x, dtype=np.float64)
+        if xn.ndim != 2 or xn.shape[1] != self.n_dims:
+            raise ValueError(f"`x` must have shape (n, {self.n_dims}), got {xn.shape}.")
+        tn = t.detach().cpu().double().numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
+        tn = np.broadcast_to(tn, (xn.shape[0],))
+        st = self.standardizer
+        xi = torch.as_tensor(st.x_to_internal(xn), dtype=torch.float32, device=self.device)
+        ti = torch.as_tensor(st.t_to_internal(tn), dtype=torch.float32, device=self.device)
+        return xi, ti, is_torch
+
+    @staticmethod
+    def _out(value: torch.Tensor, is_torch: bool):
+        value = value.detach()
+        return value if is_torch else value.cpu().numpy()
+
+    def velocity(self, x, t):
+        """Velocity v(x, t) per unit of the user's time, shape (n, d); ``t`` scalar or (n,)."""
+        xi, ti, is_torch = self._inputs(x, t)
+        st = self.standardizer
+        with torch.no_grad():
+            v = self.nets.velocity(xi, ti) * (st.x_scale / st.t_scale)
+        return self._out(v, is_torch)
+
+    def growth(self, x, t):
+        """Growth rate g(x, t) in log-mass per unit of the user's time, shape (n,)."""
+        xi, ti, is_torch = self._inputs(x, t)
+        with torch.no_grad():
+            g = self.nets.growth(xi, ti) / self.standardizer.t_scale
+        return self._out(g, is_torch)
+
+    def _log_density(self, xi, ti) -> torch.Tensor:
+        sig = self.config.sigma
+        if sig <= 0:
+            return torch.full((len(xi),), float("nan"), device=xi.device)
+        return 2.0 * self.nets.score(xi, ti) / sig**2 - self.n_dims * math.log(self.standardizer.x_scale)
+
+    def potential(self, x, t):
+        """Landscape potential U = −log ρ(x, t) up to a constant (NaN for a deterministic model)."""
+        xi, ti, is_torch = self._inputs(x, t)
+        with torch.no_grad():
+            u = -self._log_density(xi, ti)
+        return self._out(u, is_torch)
+
+    def score(self, x, t):
+        """Score potential s = (σ²/2)·log ρ(x, t) in the user's units, up to a constant."""
+        xi, ti, is_torch = self._inputs(x, t)
+        with torch.no_grad():
+            s = 0.5 * self.sigma**2 * self._log_density(xi, ti)
+        return self._out(s, is_torch)
+
+    def drift(self, x, t):
+        """SDE drift b = v + ∇s per unit of the user's time, shape (n, d)."""
+        xi, ti, is_torch = self._inputs(x, t)
+        st = self.standardizer
+        with torch.no_grad():
+            b = self.nets.velocity(xi, ti)
+        if self.config.sigma > 0:
+            _, grad = self.nets.score_grad(xi, ti)
+            b = b + grad
+        return self._out(b * (st.x_scale / st.t_scale), is_torch)
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(
+        self,
+        x0,
+        times,
+        *,
+        log_mass0=None,
+        stochastic: bool = True,
+        n_steps_per_unit: float = 100,
+        random_state: int = 0,
+        record_every_step: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Push weighted particles from ``times[0]`` through ``times`` (user units).
+
+        Parameters
+        ----------
+        x0
+            Start positions (n, d) in the fitted representation.
+        times
+            Increasing times (T,) in the user's unit; ``times[0]`` is the start time.
+        log_mass0
+            Start log-masses (n,); default ``−log n`` (masses summing to one).
+        stochastic
+            Euler–Maruyama on the SDE (drift v + ∇s, noise σ) instead of the deterministic flow.
+        n_steps_per_unit
+            Integration steps per unit of the user's time (100 is dt = 0.01).
+        random_state
+            Seed of the Brownian increments.
+        record_every_step
+            Also keep the states at every integration step.
+
+        Returns
+        -------
+        dict
+            ``"t"`` (T,), ``"X"`` (T, n, d), ``"log_mass"`` (T, n), in the user's units.
+        """
+        st = self.standardizer
+        x0 = np.asarray(x0, dtype=np.float64)
+        times = np.asarray(times, dtype=np.float64)
+        if times.ndim != 1 or len(times) < 2 or np.any(np.diff(times) <= 0):
+            raise ValueError("`times` must be an increasing sequence of at least two time points.")
+        xi = torch.as_tensor(st.x_to_internal(x0), dtype=torch.float32, device=self.device)
+        if log_mass0 is None:
+            ell = torch.full((len(xi),), -math.log(len(xi)), device=self.device)
+        else:
+            ell = torch.as_tensor(np.asarray(log_mass0), dtype=torch.float32, device=self.device)
+        gen = torch.Generator().manual_seed(int(random_state))
+        with torch.no_grad():
+            out = integrate(
+                self.nets,
+                xi,
+                ell,
+                list(st.t_to_internal(times)),
+                steps_per_unit=n_steps_per_unit * st.t_scale,
+                stochastic=stochastic and self.config.sigma > 0,
+                sigma=self.config.sigma,
+                alpha=self.config.alpha,
+                generator=gen,
+                record_every_step=record_every_step,
+            )
+        xs = torch.stack(out["x"]).cpu().numpy().astype(np.float64)
+        return {
+            "t": np.asarray(out["t"]) * st.t_scale + st.t_origin,
+            "X": xs * st.x_scale + st.x_mean,
+            "log_mass": torch.stack(out["log_mass"]).cpu().numpy().astype(np.float64),
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """Plain, h5ad-safe payload: config, standardisation and weights as numpy arrays."""
+        state = {k: v.detach().cpu().numpy() for k, v in self.nets.state_dict().items()}
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "standardizer": self.standardizer.to_dict(),
+            "state": state,
+            "dim": self.n_dims,
+            "time_points": self.time_points,
+            "relative_mass": self.relative_mass,
+            "use_rep": self.use_rep,
+            "time_key": self.time_key,
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict, history: dict | None = None, device="cpu") -> RUOTModel:
+        """Rebuild a model from :meth:`to_dict`'s payload (as stored in ``uns`` or on disk)."""
+        cfg_d = dict(payload["config"])
+        cfg_d = {k: (dict(v) if isinstance(v, dict) else _scalar(v)) for k, v in cfg_d.items()}
+        config = TrainConfig(**cfg_d)
+        nets = RUOTNetworks(
+            int(payload["dim"]), config.hidden_dim, config.n_layers, growth=config.growth, sigma=config.sigma
+        )
+        state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}
+        nets.load_state_dict(state)
+        return cls(
+            nets.to(device),
+            config,
+            Standardizer.from_dict(payload["standardizer"]),
+            time_points=np.asarray(payload["time_points"]),
+            relative_mass=np.asarray(payload["relative_mass"]),
+            use_rep=str(payload["use_rep"]),
+            time_key=str(payload["time_key"]),
+            history=history,
+        )
+
+    @classmethod
+    def from_adata(cls, adata, key_added: str = "ruot", device="cpu") -> RUOTModel:
+        """Model stored in ``adata.uns[key_added]['model']`` by :func:`ruotools.tl.fit_ruot`."""
+        key = Keys(key_added).uns
+        if key not in adata.uns or "model" not in adata.uns[key]:
+            raise KeyError(
+                f"`adata.uns['{key}']['model']` not found: run `rt.tl.fit_ruot(adata, ..., key_added='{key_added}')` "
+                "first, or pass the `key_added` used when fitting."
+            )
+        return cls.from_dict(adata.uns[key]["model"], history=adata.uns[key].get("history"), device=device)
+
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Save to directory ``path`` (file ``model.pt``, loadable with ``torch.load(weights_only=True)``)."""
+        path = Path(path)
+        file = path / MODEL_FILE
+        if file.exists() and not overwrite:
+            raise FileExistsError(f"{file} exists; pass `overwrite=True` to replace it.")
+        path.mkdir(parents=True, exist_ok=True)
+        payload = _to_torch(self.to_dict())
+        payload["history"] = _to_torch(self.history)
+        torch.save(payload, file)
+        return file
+
+    @classmethod
+    def load(cls, path, device="cpu") -> RUOTModel:
+        """Load a model saved by :meth:`save` (a directory or the ``model.pt`` file itself)."""
+        path = Path(path)
+        file = path / MODEL_FILE if path.is_dir() else path
+        if not file.exists():
+            raise FileNotFoundError(f"No saved model at {file}.")
+        payload = _from_torch(torch.load(file, map_location="cpu", weights_only=True))
+        history = payload.pop("history", None)
+        return cls.from_dict(payload, history=history, device=device)
+
+    def __repr__(self) -> str:
+        return (
+            f"RUOTModel(n_dims={self.n_dims}, time_points={self.time_points.tolist()}, sigma={self.sigma:.4g}, "
+            f"growth={self.config.growth}, use_rep={self.use_rep!r})"
+        )
+
+
+def _scalar(v):
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def _to_torch(obj):
+    """Numpy arrays → tensors, recursively, so the payload loads with ``weights_only=True``."""
+    if isinstance(obj, dict):
+        return {str(k): _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "US" or obj.dtype == object:
+            return [str(x) for x in obj.tolist()]
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _from_torch(obj):
+    if isinstance(obj, dict):
+        return {k: _from_torch(v) for k, v in obj.items()}
+    if torch.is_tensor(obj):
+        return obj.numpy()
+    return obj

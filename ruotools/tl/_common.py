@@ -1,0 +1,28 @@
+"""Helpers shared by the tools that use a fitted model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as val
+from .._keys import Keys
+from ..model import RUOTModel
+
+
+def fitted(adata, key_added: str, model: RUOTModel | None) -> tuple[RUOTModel, np.ndarray, np.ndarray, np.ndarray]:
+    """Model (given or stored), the fitted coordinates, times and the valid-cell mask of ``adata``."""
+    if model is None:
+        if Keys(key_added).uns not in adata.uns:
+            raise RuntimeError(
+                f"No fitted model: `adata.uns['{key_added}']` is missing. Run `rt.tl.fit_ruot(adata, time_key=...)` "
+                "first (or pass `model=` / the `key_added` used when fitting)."
+            )
+        model = RUOTModel.from_adata(adata, key_added)
+    use_rep = model.use_rep
+    x, _, _ = val.resolve_rep(adata, use_rep, None)
+    if x.shape[1] < model.n_dims:
+        raise ValueError(f"The representation {use_rep!r} has {x.shape[1]} columns; the model needs {model.n_dims}.")
+    x = x[:, : model.n_dims]
+    t = val.resolve_time(adata, model.time_key)
+    valid = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
+    return model, x, t, valid
