@@ -13,3 +13,64 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------- shared fixtures
+
+# Tiny training budget shared by the tests that only need *a* fitted model (a few seconds).
+TINY_FIT = {
+    "max_epochs": {"pretrain": 3, "refine": 1, "score": 2, "joint": 1},
+    "hidden_dim": 16,
+    "batch_size": 64,
+    "show_progress_bar": False,
+    "accelerator": "cpu",  # exact comparisons and bit-for-bit determinism are CPU properties
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_single_thread():
+    """Run torch on one thread: the tiny networks of the tests gain nothing from more, and two
+    OpenMP threads on a shared 2-core machine can slow a fit down by an order of magnitude."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_fit_kwargs():
+    """Keyword arguments of ``rt.tl.fit_ruot`` for a fast fit (a fresh copy per use)."""
+    import copy
+
+    return copy.deepcopy(TINY_FIT)
+
+
+@pytest.fixture(scope="session")
+def _gene_fit_session():
+    import ruotools as rt
+
+    adata = rt.datasets.simulated_gene()
+    model = rt.tl.fit_ruot(adata, "time", use_rep="X", random_state=0, **TINY_FIT)
+    return adata, model
+
+
+@pytest.fixture
+def gene_fitted(_gene_fit_session):
+    """``(adata, model)``: ``simulated_gene`` fitted once per session with ``TINY_FIT`` and
+    ``use_rep="X"``; each test gets its own copy of the AnnData (the model is shared: don't modify it)."""
+    adata, model = _gene_fit_session
+    return adata.copy(), model
+
+
+@pytest.fixture
+def ruotools_log(caplog):
+    """``caplog`` wired to the ``ruotools`` logger (which does not propagate to the root logger)."""
+    import logging
+
+    logger = logging.getLogger("ruotools")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG, logger="ruotools")
+    yield caplog
+    logger.removeHandler(caplog.handler)

@@ -93,7 +93,7 @@ def test_cli_example_end_to_end(tmp_path, capsys):
     assert rc == 0
     assert (tmp_path / "simulated_gene.h5ad").is_file()
     metrics = pd.read_csv(tmp_path / "metrics.csv", index_col=0)
-    assert list(metrics.columns) == ["W1", "W2", "TMV"]
+    assert list(metrics.columns) == ["W1", "W2", "TMV", "RME"]
     assert len(metrics) == 4
     out = capsys.readouterr().out
     assert "W1" in out

@@ -23,28 +23,32 @@ class TrainConfig:
     and s together with stochastic particles.
     """
 
-    sigma: float = 0.1
+    sigma: float = 0.05
     growth: bool = True
     alpha: float = 1.0
-    hidden_dim: int = 128
+    hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 40, "refine": 10, "score": 30, "joint": 10})
+    epochs: dict = field(default_factory=lambda: {"pretrain": 30, "refine": 5, "score": 20, "joint": 3})
     steps_per_epoch: int = 10
+    local_fraction: float = 0.5
     batch_size: int = 256
     lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 3e-3, "joint": 1e-4})
     lambda_ot: float = 1.0
     lambda_mass: float = 1.0
+    lambda_total_mass: float = 10.0
     lambda_action: float = 0.01
     lambda_score: float = 1.0
     lambda_fp: float = 0.0
     lambda_init: float = 0.0
-    steps_per_unit: int = 4
+    steps_per_unit: int = 2
     sde_steps_per_unit: int = 10
     emd_max: int = 3000
     sinkhorn_epsilon: float = 0.01
+    ema_decay: float = 0.95
+    num_threads: int | None = 1
     train_size: float = 0.9
     early_stopping: bool = True
-    patience: int = 15
+    patience: int = 10
     random_state: int = 0
     show_progress_bar: bool = True
 

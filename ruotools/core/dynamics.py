@@ -31,8 +31,7 @@ def action_rate(
     mass-weighted mean over the particles: the level of s is free (METHOD.md §7), so only its
     variation across the population enters.
     """
-    v = nets.velocity(x, t)
-    g = nets.growth(x, t)
+    v, g = nets.fields(x, t)
     rate = 0.5 * (v * v).sum(1) + alpha * g * g
     grad = None
     if use_score:
@@ -135,7 +134,7 @@ def _rk4_step(nets, x, ell, m, t, h, sigma, alpha, with_action):
         if with_action:
             v, g, rate, _ = action_rate(nets, x_, t_, ell_, sigma=sigma, alpha=alpha, use_score=False)
         else:
-            v, g, rate = nets.velocity(x_, t_), nets.growth(x_, t_), None
+            (v, g), rate = nets.fields(x_, t_), None
         return v, g, rate
 
     v1, g1, r1 = f(x, ell, t)
@@ -147,3 +146,36 @@ def _rk4_step(nets, x, ell, m, t, h, sigma, alpha, with_action):
     if with_action:
         m = m + (h / 6) * (r1 + 2 * r2 + 2 * r3 + r4)
     return x, ell, m
+
+
+def integrate_intervals(
+    nets: RUOTNetworks,
+    x: torch.Tensor,
+    log_mass: torch.Tensor,
+    t_start: torch.Tensor,
+    duration: torch.Tensor,
+    n_steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Push particles that each start at their own time over their own duration, all at once.
+
+    Used for the *local* training mode, where the cells of every snapshot are pushed to the
+    next one: particle ``i`` goes from ``t_start[i]`` to ``t_start[i] + duration[i]`` in
+    ``n_steps`` RK4 steps of size ``duration[i] / n_steps``. All intervals share one batched
+    network evaluation per stage.
+
+    Returns
+    -------
+    x, log_mass
+        End positions (n, d) and log-masses (n,).
+    """
+    h = (duration / n_steps).to(x.dtype)
+    hx = h[:, None]
+    for i in range(n_steps):
+        t = t_start + i * h
+        v1, g1 = nets.fields(x, t)
+        v2, g2 = nets.fields(x + 0.5 * hx * v1, t + 0.5 * h)
+        v3, g3 = nets.fields(x + 0.5 * hx * v2, t + 0.5 * h)
+        v4, g4 = nets.fields(x + hx * v3, t + h)
+        x = x + (hx / 6) * (v1 + 2 * v2 + 2 * v3 + v4)
+        log_mass = log_mass + (h / 6) * (g1 + 2 * g2 + 2 * g3 + g4)
+    return x, log_mass

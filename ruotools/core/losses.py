@@ -12,13 +12,16 @@ import torch
 from .networks import RUOTNetworks
 
 
-def mass_loss(x: torch.Tensor, log_mass: torch.Tensor, y: torch.Tensor, total: float) -> torch.Tensor:
+def mass_loss(
+    x: torch.Tensor, log_mass: torch.Tensor, y: torch.Tensor, total: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Local and total mass mismatch at one snapshot.
 
     Each observed cell is assigned to its nearest predicted particle; a particle's target mass
     is ``total * count / len(y)``. The local term is the mean squared error of
     ``n·w / total`` (each particle's share relative to an equal share), the total term the
-    squared relative error of ``Σw``; both are independent of the particle count.
+    squared relative error of ``Σw``; both are independent of the particle count and are
+    returned separately, ``(local, total)``.
 
     Parameters
     ----------
@@ -39,7 +42,7 @@ def mass_loss(x: torch.Tensor, log_mass: torch.Tensor, y: torch.Tensor, total: f
     w = torch.exp(log_mass)
     local = ((n / total) * (w - target)).pow(2).mean()
     tot = ((w.sum() - total) / total).pow(2)
-    return local + tot
+    return local, tot
 
 
 def score_matching_loss(
@@ -91,8 +94,7 @@ def fokker_planck_residual(
     s = nets.score(x, t)
     log_rho = 2.0 * s / sigma**2
     dlog_dx, dlog_dt = torch.autograd.grad(log_rho.sum(), (x, t), create_graph=True)
-    v = nets.velocity(x, t)
-    g = nets.growth(x, t)
+    v, g = nets.fields(x, t)
     d = x.shape[1]
     if d <= exact_max_dim:
         div = sum(torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(d))

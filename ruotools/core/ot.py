@@ -8,9 +8,14 @@ the weights through the dual potential.
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
 import ot
 import torch
+
+logger = logging.getLogger("ruotools")
 
 
 def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -21,8 +26,8 @@ def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _emd(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     a64 = a.detach().double().cpu().numpy()
     b64 = b.detach().double().cpu().numpy()
-    a64 /= a64.sum()
-    b64 /= b64.sum()
+    a64 = a64 / a64.sum()
+    b64 = b64 / b64.sum()
     plan, log = ot.emd(a64, b64, cost.detach().double().cpu().numpy(), numItermax=10_000_000, log=True)
     f = log["u"] - np.dot(a64, log["u"])
     return (
@@ -32,9 +37,14 @@ def _emd(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Te
 
 
 def sinkhorn_log(
-    a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: float, n_iter: int = 200, tol: float = 1e-5
+    a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: float, n_iter: int = 2000, tol: float = 1e-4
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entropic plan by log-domain Sinkhorn iterations in torch (runs on the cost's device).
+    """Entropic plan by log-domain Sinkhorn iterations with ε-scaling, in torch on the cost's device.
+
+    ε starts at the largest cost and is halved every few iterations down to ``epsilon``
+    (ε-scaling), which warm-starts the duals and makes small ε converge in a few hundred
+    iterations instead of thousands; a warning is logged if the marginal error is still above
+    ``tol`` after ``n_iter`` iterations at the final ε.
 
     Parameters
     ----------
@@ -57,13 +67,23 @@ def sinkhorn_log(
         log_a, log_b = torch.log(a), torch.log(b)
         f = torch.zeros_like(a)
         g = torch.zeros_like(b)
-        for _ in range(n_iter):
-            f = -epsilon * torch.logsumexp((g[None, :] - cost) / epsilon + log_b[None, :], dim=1)
-            g = -epsilon * torch.logsumexp((f[:, None] - cost) / epsilon + log_a[:, None], dim=0)
-            log_plan = (f[:, None] + g[None, :] - cost) / epsilon + log_a[:, None] + log_b[None, :]
-            err = (torch.exp(log_plan).sum(1) - a).abs().sum()
-            if err < tol:
-                break
+        eps = max(float(cost.max()), epsilon)
+        schedule = []
+        while eps > epsilon:
+            schedule += [eps] * 10
+            eps /= 2
+        schedule += [epsilon] * n_iter
+        err = math.inf
+        for i, eps in enumerate(schedule):
+            f = -eps * torch.logsumexp((g[None, :] - cost) / eps + log_b[None, :], dim=1)
+            g = -eps * torch.logsumexp((f[:, None] - cost) / eps + log_a[:, None], dim=0)
+            if eps == epsilon and i % 10 == 0:
+                row = torch.exp(torch.logsumexp((f[:, None] + g[None, :] - cost) / eps + log_b[None, :], dim=1))
+                err = float((row * a - a).abs().sum())
+                if err < tol:
+                    break
+        if err >= tol:
+            logger.warning("Sinkhorn did not converge (marginal error %.2g after %d iterations).", err, len(schedule))
         plan = torch.exp((f[:, None] + g[None, :] - cost) / epsilon + log_a[:, None] + log_b[None, :])
     return plan, f - (a * f).sum()
 

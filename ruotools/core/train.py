@@ -12,7 +12,7 @@ import torch
 
 from .config import PHASES, TrainConfig
 from .data import Snapshots
-from .dynamics import integrate
+from .dynamics import integrate, integrate_intervals
 from .losses import initial_density_loss, log_kde, mass_loss, score_matching_loss, scott_bandwidth
 from .networks import RUOTNetworks
 from .ot import ot_loss, sq_cost, transport_plan
@@ -35,6 +35,7 @@ class _Trainer:
         self.val_x0 = x0[idx]
         self.val_targets = [data.val[k] if len(data.val[k]) else data.train[k] for k in range(len(data))]
         self.val_targets = [y[: VAL_PARTICLES * 4] for y in self.val_targets]
+        self.local = False
         self.kde = None
         if config.lambda_init > 0 and config.sigma > 0:
             ref = data.train[0][: 4 * VAL_PARTICLES]
@@ -70,9 +71,9 @@ class _Trainer:
             total = total + cfg.lambda_ot * lo
             parts["ot"] += lo.item() / self.K
             if use_mass:
-                lm = mass_loss(x, ell, y, self.data.masses[k])
-                total = total + cfg.lambda_mass * lm
-                parts["mass"] += lm.item() / self.K
+                local, tot = mass_loss(x, ell, y, self.data.masses[k])
+                total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
+                parts["mass"] += (local + tot).item() / self.K
         return total / self.K, parts
 
     def _score_loss(self, xs, log_masses, generator=None) -> torch.Tensor:
@@ -99,8 +100,39 @@ class _Trainer:
         return initial_density_loss(self.nets, x, self.data.times[0], self.cfg.sigma, target)
 
     # ------------------------------------------------------------------ steps
+    def local_step(self, use_mass: bool) -> tuple[torch.Tensor, dict]:
+        """Push the cells of every snapshot to the next one (all intervals in one batch)."""
+        cfg, data = self.cfg, self.data
+        xs = [data.sample(k, cfg.batch_size, self.gen) for k in range(self.K)]
+        sizes = [len(x) for x in xs]
+        x = torch.cat(xs)
+        dev, dt = x.device, x.dtype
+        t0 = torch.cat([torch.full((n,), data.times[k], device=dev, dtype=dt) for k, n in enumerate(sizes)])
+        dur = torch.cat(
+            [torch.full((n,), data.times[k + 1] - data.times[k], device=dev, dtype=dt) for k, n in enumerate(sizes)]
+        )
+        ell = torch.cat(
+            [torch.full((n,), math.log(data.masses[k] / n), device=dev, dtype=dt) for k, n in enumerate(sizes)]
+        )
+        n_steps = max(1, math.ceil(cfg.steps_per_unit * max(dur.max().item(), 1e-9) - 1e-9))
+        x1, ell1 = integrate_intervals(self.nets, x, ell, t0, dur, n_steps)
+        total, parts = 0.0, {"ot": 0.0, "mass": 0.0}
+        for k, (xk, lk) in enumerate(zip(x1.split(sizes), ell1.split(sizes), strict=True)):
+            y = data.sample(k + 1, cfg.batch_size, self.gen)
+            lo = ot_loss(xk, y, torch.exp(lk), emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)
+            total = total + cfg.lambda_ot * lo
+            parts["ot"] += lo.item() / self.K
+            if use_mass:
+                # masses relative to this interval's start population
+                local, tot = mass_loss(xk, lk, y, data.masses[k + 1])
+                total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
+                parts["mass"] += (local + tot).item() / self.K
+        return total / self.K, parts
+
     def step(self, phase: str) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
+        if phase == "pretrain" and self.local:
+            return self.local_step(use_mass=self.nets.has_growth)
         x0 = self.data.sample(0, cfg.batch_size, self.gen)
         if phase in ("pretrain", "refine"):
             out = self._push(x0, stochastic=False)
@@ -113,7 +145,7 @@ class _Trainer:
             if self.kde is not None:
                 li = self._init_loss()
                 loss = loss + cfg.lambda_init * li
-                parts["init"] = float(li)
+                parts["init"] = li.item()
             return loss, parts
         # joint
         stochastic = cfg.sigma > 0
@@ -121,13 +153,13 @@ class _Trainer:
         loss, parts = self._transport_losses(out, use_mass=self.nets.has_growth)
         action = out["action"][-1].sum()
         loss = loss + cfg.lambda_action * action
-        parts["action"] = float(action)
+        parts["action"] = action.item()
         if stochastic and cfg.lambda_score > 0:
             xs = [x.detach() for x in out["x"]]
             lms = [m.detach() for m in out["log_mass"]]
             ls = self._score_loss(xs, lms)
             loss = loss + cfg.lambda_score * ls
-            parts["score"] = float(ls)
+            parts["score"] = ls.item()
         if cfg.lambda_fp > 0 and stochastic:
             from .losses import fokker_planck_residual
 
@@ -137,11 +169,11 @@ class _Trainer:
             t = self.data.times[k] + tau * (self.data.times[k + 1] - self.data.times[k])
             lf = fokker_planck_residual(self.nets, xk, t, cfg.sigma, generator=self.gen)
             loss = loss + cfg.lambda_fp * lf
-            parts["fp"] = float(lf)
+            parts["fp"] = lf.item()
         if self.kde is not None:
             li = self._init_loss()
             loss = loss + cfg.lambda_init * li
-            parts["init"] = float(li)
+            parts["init"] = li.item()
         return loss, parts
 
     # ------------------------------------------------------------------ validation
@@ -152,7 +184,7 @@ class _Trainer:
             out = self._push(self.val_x0, stochastic=False)
             g = torch.Generator().manual_seed(self.cfg.random_state + 2)
             with torch.enable_grad():
-                return float(self._score_loss(out["x"], out["log_mass"], generator=g))
+                return self._score_loss(out["x"], out["log_mass"], generator=g).item()
         stochastic = phase == "joint" and self.cfg.sigma > 0
         g = torch.Generator().manual_seed(self.cfg.random_state + 3)
         out = self._push(self.val_x0, stochastic=stochastic, generator=g)
@@ -170,13 +202,8 @@ class _Trainer:
     # ------------------------------------------------------------------ phases
     def parameters_for(self, phase: str):
         nets = self.nets
-        if phase == "pretrain":
-            params = list(nets.velocity_net.parameters())
-            if nets.growth_net is not None:
-                params += list(nets.growth_net.parameters())
-            return params
-        if phase == "refine":
-            return list(nets.velocity_net.parameters())
+        if phase in ("pretrain", "refine"):
+            return list(nets.flow_net.parameters())
         if phase == "score":
             return list(nets.score_net.parameters())
         return list(nets.parameters())
@@ -195,9 +222,17 @@ class _Trainer:
         )
         best_val = self.validate(phase) if phase != "score" else math.inf
         best_state = copy.deepcopy(self.nets.state_dict())
+        # validation and the returned state use an exponential moving average of the weights,
+        # which removes most of the step-to-step noise of stochastic mini-batch OT gradients
+        ema = [p.detach().clone() for p in params]
         since_best = 0
         bar = progress(range(n_epochs), desc=f"{phase:>8}", leave=True)
+        n_local = round(cfg.local_fraction * n_epochs) if phase == "pretrain" else 0
         for epoch in bar:
+            self.local = epoch < n_local
+            if epoch == n_local and n_local > 0:
+                # the global phase is judged on its own: the local phase's best is only a start
+                best_val = math.inf
             losses = []
             for _ in range(cfg.steps_per_epoch):
                 opt.zero_grad(set_to_none=True)
@@ -214,19 +249,26 @@ class _Trainer:
                     bar.close()
                     return hist
                 loss.backward()
+                if phase == "refine":
+                    self.nets.freeze_growth_grads()
                 torch.nn.utils.clip_grad_norm_(params, 10.0)
                 opt.step()
                 sched.step()
+                torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - cfg.ema_decay)
                 losses.append(loss.item())
+            raw = [p.detach().clone() for p in params]
+            _assign(params, ema)
             val = self.validate(phase)
             hist["loss"].append(float(np.mean(losses)))
             hist["val"].append(val)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", val=f"{val:.4g}")
-            if val < best_val:
+            improved = val < best_val
+            if improved:
                 best_val, since_best = val, 0
                 best_state = copy.deepcopy(self.nets.state_dict())
-            else:
+            _assign(params, raw)
+            if not improved:
                 since_best += 1
                 if cfg.early_stopping and since_best >= cfg.patience:
                     hist["stopped"] = f"early stopping: no validation improvement in {cfg.patience} epochs"
@@ -270,6 +312,8 @@ def fit(
     torch.manual_seed(config.random_state)
     if nets is None:
         nets = RUOTNetworks(data.dim, config.hidden_dim, config.n_layers, growth=config.growth, sigma=config.sigma)
+        # start from the population's mean exponential growth rate: total mass is right from the first step
+        nets.init_growth(math.log(data.masses[-1] / data.masses[0]) / (data.times[-1] - data.times[0]))
     nets = nets.to(data.device)
     if progress is None:
 
@@ -278,12 +322,25 @@ def fit(
 
     trainer = _Trainer(data, config, nets)
     history = {}
-    for phase in PHASES:
-        n = int(config.epochs.get(phase, 0))
-        if phase in ("score", "joint") and config.sigma <= 0:
-            n = 0 if phase == "score" else n
-        history[phase] = trainer.run_phase_timed(phase, n, progress)
+    threads = torch.get_num_threads()
+    if data.device.type == "cpu" and config.num_threads:
+        # the networks and batches are small: extra intra-op threads only add synchronisation, and
+        # oversubscribed cores (another process running) slow multi-threaded torch down many times
+        torch.set_num_threads(config.num_threads)
+    try:
+        for phase in PHASES:
+            n = int(config.epochs.get(phase, 0))
+            if phase == "score" and config.sigma <= 0:
+                n = 0
+            history[phase] = trainer.run_phase_timed(phase, n, progress)
+    finally:
+        torch.set_num_threads(threads)
     return nets, history
+
+
+def _assign(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        torch._foreach_copy_(params, values)
 
 
 class _Silent:

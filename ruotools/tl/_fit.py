@@ -16,7 +16,7 @@ from ..core.data import Snapshots, Standardizer
 from ..core.train import fit
 from ..model import RUOTModel
 
-DEFAULT_SIGMA_INTERNAL = 0.1
+DEFAULT_SIGMA_INTERNAL = 0.05
 
 
 def fit_ruot(
@@ -64,7 +64,7 @@ def fit_ruot(
         Use only the first ``n_dims`` columns of the representation.
     sigma
         Noise level of the cell dynamics, in representation units per square root of time unit.
-        ``None`` chooses 0.1 in standardised units, i.e. ``0.1 · scale / √Δt`` with ``scale`` the
+        ``None`` chooses 0.05 in standardised units, i.e. ``0.05 · scale / √Δt`` with ``scale`` the
         root-mean-square standard deviation of the representation and Δt the mean time gap.
         ``0`` fits a deterministic unbalanced model (no score, no potential).
     growth
