@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -42,7 +43,7 @@ class StackedMLP(nn.Module):
         heads, out_max = len(out_dims), max(out_dims)
         widths = [dim + 1] + [hidden_dim] * n_layers + [out_max]
         self.n_linear = len(widths) - 1
-        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
             bound = 1.0 / math.sqrt(fan_in)
             self.register_parameter(f"w{i}", nn.Parameter(torch.empty(heads, fan_in, fan_out).uniform_(-bound, bound)))
             self.register_parameter(f"b{i}", nn.Parameter(torch.empty(heads, 1, fan_out).uniform_(-bound, bound)))

@@ -1,0 +1,103 @@
+"""Accuracy and cost of `rt.tl.fit_ruot` with default settings on the bundled datasets.
+
+Each (dataset, seed) is fitted in a fresh process so that wall time and peak memory are its
+own; the model is then evaluated by METHOD.md §6 (all first-time-point cells pushed forward,
+dt = 0.01, exact EMD against each later snapshot with the predicted weights).
+
+Usage::
+
+    python benchmarks/accuracy.py                     # all datasets, seeds 0 1 2
+    python benchmarks/accuracy.py --datasets gene --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+DATASETS = {
+    "gene": ("simulated_gene", {}, {}),
+    "mouse": ("mouse_hematopoiesis", {}, {}),
+    "gaussian20": ("gaussian_mixture", {"n_dims": 20}, {}),
+    "gaussian20-balanced": ("gaussian_mixture", {"n_dims": 20}, {"growth": False}),
+}
+
+PUBLISHED_W1 = {  # DeepRUOT, ../shared/reference/RESULTS.md
+    "gene": [0.057, 0.081, 0.125, 0.154],
+    "mouse": [0.146, 0.147],
+}
+
+
+def run_one(name: str, seed: int) -> pd.DataFrame:
+    import ruotools as rt
+
+    loader, load_kw, fit_kw = DATASETS[name]
+    adata = getattr(rt.datasets, loader)(**load_kw)
+    rt.settings.verbosity = "warning"
+    start = time.perf_counter()
+    rt.tl.fit_ruot(adata, time_key="time", random_state=seed, show_progress_bar=False, **fit_kw)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = []
+    for mode, stochastic in (("SDE", True), ("ODE", False)):
+        table = rt.tl.evaluate(adata, stochastic=stochastic, random_state=seed)
+        for t, row in table.iterrows():
+            rows.append({"dataset": name, "seed": seed, "mode": mode, "time": t, **row.to_dict()})
+    df = pd.DataFrame(rows)
+    df["fit_s"] = seconds
+    df["peak_mb"] = peak_mb
+    return df
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
+    args = parser.parse_args(argv)
+
+    frames = []
+    ctx = mp.get_context("spawn")
+    for name in args.datasets:
+        for seed in args.seeds:
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                frames.append(pool.submit(run_one, name, seed).result())
+            f = frames[-1]
+            print(f"done {name} seed {seed}: fit {f['fit_s'].iloc[0]:.1f}s", flush=True)
+    df = pd.concat(frames, ignore_index=True)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+
+    def pm(s: pd.Series) -> str:
+        return f"{s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f}"
+
+    print(f"\nDefault settings, seeds {args.seeds}; mean ± std over seeds.\n")
+    print("| dataset | time | W1 (SDE) | W2 (SDE) | W1 (ODE) | W2 (ODE) | TMV (SDE) | DeepRUOT W1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.datasets:
+        sub = df[df.dataset == name]
+        for k, t in enumerate(sorted(sub.time.unique())):
+            sde = sub[(sub.time == t) & (sub["mode"] == "SDE")]
+            ode = sub[(sub.time == t) & (sub["mode"] == "ODE")]
+            pub = PUBLISHED_W1.get(name, [])
+            ref = f"{pub[k]:.3f}" if k < len(pub) else "–"
+            cells = [pm(sde.W1), pm(sde.W2), pm(ode.W1), pm(ode.W2), pm(sde.TMV), ref]
+            print(f"| {name} | {t:g} | " + " | ".join(cells) + " |")
+    print("\n| dataset | fit time (s) | peak memory (MB) | W1 std / mean (SDE, worst time) |")
+    print("|---|---|---|---|")
+    for name in args.datasets:
+        sub = df[df.dataset == name]
+        per_seed = sub.groupby("seed").first()
+        sde = sub[sub["mode"] == "SDE"].groupby("time").W1
+        cv = (sde.std(ddof=1) / sde.mean()).max() if len(args.seeds) > 1 else np.nan
+        print(f"| {name} | {pm(per_seed.fit_s)} | {per_seed.peak_mb.max():.0f} | {cv:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
