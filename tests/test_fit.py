@@ -384,3 +384,36 @@ def test_h5ad_round_trip_after_simulate_and_evaluate(gene_fitted, tmp_path):
     # the tools run on the reloaded object with no other file
     again = rt.tl.evaluate(back, stochastic=False)
     np.testing.assert_allclose(again["W1"].to_numpy(), adata.uns["ruot"]["metrics"]["W1"], rtol=1e-6)
+
+
+def test_train_kwargs_enable_fokker_planck_and_initial_density():
+    adata = _small_gene()
+    kwargs = {**FAST, "max_epochs": {"pretrain": 1, "refine": 0, "score": 1, "joint": 2}}
+    model = rt.tl.fit_ruot(adata, "time", train_kwargs={"lambda_fp": 1.0, "lambda_init": 0.1}, **kwargs)
+    assert model.config.lambda_fp == 1.0
+    assert model.config.lambda_init == 0.1
+    assert len(model.history["joint"]["loss"]) == 2
+    assert np.all(np.isfinite(model.history["joint"]["loss"]))
+    assert np.all(np.isfinite(adata.obs["ruot_potential"]))
+
+
+@pytest.mark.parametrize("bad", [{"no_such_option": 1}, {"sigma": 0.1}, {"epochs": {}}])
+def test_train_kwargs_rejects_unknown_and_reserved_names(bad):
+    adata = _small_gene()
+    before = _snapshot(adata)
+    with pytest.raises(ValueError, match="train_kwargs"):
+        rt.tl.fit_ruot(adata, "time", train_kwargs=bad, **FAST)
+    _assert_unchanged(adata, before)
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ruotools; "
+        "heavy = [m for m in ('torch', 'scanpy', 'scvelo', 'matplotlib', 'anndata') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

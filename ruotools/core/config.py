@@ -28,10 +28,10 @@ class TrainConfig:
     alpha: float = 1.0
     hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 30, "refine": 5, "score": 20, "joint": 3})
+    epochs: dict = field(default_factory=lambda: {"pretrain": 24, "refine": 4, "score": 20, "joint": 2})
     steps_per_epoch: int = 10
     local_fraction: float = 0.5
-    batch_size: int = 256
+    batch_size: int = 512
     lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 3e-3, "joint": 1e-4})
     lambda_ot: float = 1.0
     lambda_mass: float = 1.0

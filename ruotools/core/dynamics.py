@@ -97,24 +97,30 @@ def integrate(
     """
     state_m = torch.zeros_like(log_mass)
     out = {"t": [float(times[0])], "x": [x], "log_mass": [log_mass], "action": [state_m]}
+    here = None  # fields at the current stochastic state, reused by the next step
     for t0, t1 in itertools.pairwise(times):
         n = _n_steps(t0, t1, steps_per_unit)
         h = (t1 - t0) / n
         for i in range(n):
             t = t0 + i * h
             if stochastic:
-                v, g, rate, grad = action_rate(nets, x, t, log_mass, sigma=sigma, alpha=alpha, use_score=sigma > 0)
+                # Euler–Maruyama for x; trapezoidal rule for log-mass and action, whose integrands are
+                # evaluated at the new state anyway (for the next step): a left Riemann sum of g
+                # would bias the predicted mass whenever growth changes along the path
+                if here is None:
+                    here = action_rate(nets, x, t, log_mass, sigma=sigma, alpha=alpha, use_score=sigma > 0)
+                v, g, rate, grad = here
                 drift = v if grad is None else v + grad
                 if noise is not None:
                     dw = noise(t, t + h, x.shape, x)
                 else:
                     dw = torch.randn(x.shape, generator=generator, device="cpu", dtype=x.dtype).to(x.device)
                     dw = dw * math.sqrt(h)
-                x_new = x + h * drift + sigma * dw
-                log_mass = log_mass + h * g
+                x = x + h * drift + sigma * dw
+                here = action_rate(nets, x, t + h, log_mass + h * g, sigma=sigma, alpha=alpha, use_score=sigma > 0)
+                log_mass = log_mass + 0.5 * h * (g + here[1])
                 if with_action:
-                    state_m = state_m + h * rate
-                x = x_new
+                    state_m = state_m + 0.5 * h * (rate + here[2])
             else:
                 x, log_mass, state_m = _rk4_step(nets, x, log_mass, state_m, t, h, sigma, alpha, with_action)
             if record_every_step and i < n - 1:

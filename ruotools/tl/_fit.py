@@ -42,6 +42,7 @@ def fit_ruot(
     key_added: str = "ruot",
     show_progress_bar: bool = True,
     checkpoint_dir: str | None = None,
+    train_kwargs: Mapping | None = None,
 ) -> RUOTModel:
     """Fit regularized unbalanced optimal transport dynamics to time-course snapshots.
 
@@ -100,6 +101,11 @@ def fit_ruot(
         One progress bar per phase (terminal or Jupyter).
     checkpoint_dir
         Directory where the fitted model is saved (``RUOTModel.save``) after training.
+    train_kwargs
+        Further fields of :class:`ruotools.core.TrainConfig`, e.g. ``{"lambda_fp": 1.0}`` to add the
+        Fokker–Planck residual and ``{"lambda_init": 0.1}`` the initial-density term to the joint
+        phase (both off by default: slower, rarely more accurate), ``steps_per_epoch``, ``patience``,
+        or the loss weights ``lambda_ot``, ``lambda_mass``, ``lambda_action``.
 
     Returns
     -------
@@ -153,6 +159,7 @@ def fit_ruot(
         early_stopping=early_stopping,
         random_state=random_state,
         show_progress_bar=show_progress_bar,
+        train_kwargs=train_kwargs,
     )
     xv, tv = x[valid], t[valid]
     xs = [st.x_to_internal(xv[tv == tk]).astype(np.float32) for tk in times]
@@ -237,8 +244,16 @@ def _per_phase(value, default: dict, name: str, cast) -> dict:
     return {k: cast(value) for k in PHASES}
 
 
-def _config(st: Standardizer, *, sigma, max_epochs, lr, hidden_dim, n_layers, batch_size, **kwargs) -> TrainConfig:
+def _config(
+    st: Standardizer, *, sigma, max_epochs, lr, hidden_dim, n_layers, batch_size, train_kwargs, **kwargs
+) -> TrainConfig:
     cfg = TrainConfig(**kwargs)
+    reserved = set(kwargs) | {"sigma", "epochs", "lr", "hidden_dim", "n_layers", "batch_size"}
+    for name, value in dict(train_kwargs or {}).items():
+        if name in reserved or not hasattr(cfg, name):
+            allowed = sorted(set(cfg.to_dict()) - reserved)
+            raise ValueError(f"`train_kwargs` key {name!r} is not accepted; use one of {allowed}.")
+        setattr(cfg, name, value)
     cfg.sigma = DEFAULT_SIGMA_INTERNAL if sigma is None else st.sigma_to_internal(float(sigma))
     cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", int)
     if lr is not None and not isinstance(lr, Mapping):
