@@ -28,7 +28,7 @@ class TrainConfig:
     alpha: float = 1.0
     hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 24, "refine": 4, "score": 20, "joint": 2})
+    epochs: dict = field(default_factory=lambda: {"pretrain": 36, "refine": 2, "score": 10, "joint": 2})
     steps_per_epoch: int = 10
     local_fraction: float = 0.5
     batch_size: int = 512

@@ -82,7 +82,8 @@ def fit_ruot(
         ``"refine"``, ``"score"``, ``"joint"``. An epoch is a fixed number of optimisation steps
         (``TrainConfig.steps_per_epoch``), so the cost of an epoch does not grow with the data.
     batch_size
-        Cells per time point and step (and particles per step); bounds memory at any size.
+        Cells per time point and step (and particles per step; default 512); bounds memory and the
+        cost of a step at any number of cells.
     lr
         Learning rate: one value for every phase but the joint one (which uses a tenth of it),
         or a dict per phase.
