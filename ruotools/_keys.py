@@ -67,6 +67,26 @@ class Keys:
         """``uns`` entry of :func:`ruotools.tl.simulate` results."""
         return f"{self.key_added}_trajectories"
 
+    @property
+    def landscape(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.landscape` results."""
+        return f"{self.key_added}_landscape"
+
+    @property
+    def velocity_genes(self) -> str:
+        """``var`` column flagging genes with a velocity (:func:`ruotools.tl.gene_velocity`)."""
+        return f"{self.key_added}_velocity_genes"
+
+    @property
+    def fate_probabilities(self) -> str:
+        """``obsm`` key (and ``uns`` key for the cluster names) of :func:`ruotools.tl.fate_probabilities`."""
+        return f"{self.key_added}_fate_probabilities"
+
+    @property
+    def couplings(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.couplings` metadata."""
+        return f"{self.key_added}_couplings"
+
 
 def outputs(keys: Keys, use_rep: str, full_x: bool) -> dict[str, tuple[str, str]]:
     """Slots written by a fit: name → (attribute, key).
