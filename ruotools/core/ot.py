@@ -152,3 +152,24 @@ def wasserstein(
     cost = ot.dist(x, y, metric="euclidean" if p == 1 else "sqeuclidean")
     value = float(ot.emd2(a, b, cost, numItermax=10_000_000))
     return value if p == 1 else float(np.sqrt(max(value, 0.0)))
+
+
+def interpolate_ot(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Displacement (McCann) interpolation between two uniform clouds by their exact OT plan.
+
+    Every pair ``(i, j)`` with positive mass in the squared-Euclidean EMD plan contributes the point
+    ``(1 − fraction)·x_i + fraction·y_j`` with weight ``P_ij``.
+
+    Returns
+    -------
+    points, weights
+        Interpolated points (p, d) and their weights (p,), summing to one.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    a = np.full(len(x), 1.0 / len(x))
+    b = np.full(len(y), 1.0 / len(y))
+    plan = ot.emd(a, b, ot.dist(x, y), numItermax=10_000_000)
+    i, j = np.nonzero(plan > 1e-12)
+    w = plan[i, j]
+    return (1 - fraction) * x[i] + fraction * y[j], w / w.sum()

@@ -234,7 +234,9 @@ class _Trainer:
         for epoch in bar:
             self.local = epoch < n_local
             if epoch == n_local and n_local > 0:
-                # the global phase is judged on its own: the local phase's best is only a start
+                # the local stage is only a warm start: its states are never returned, because a
+                # field fitted interval by interval can score well on the held-back cells and still
+                # drift when integrated over whole trajectories (seen on the gene network)
                 best_val = math.inf
             losses = []
             for _ in range(cfg.steps_per_epoch):
@@ -273,7 +275,8 @@ class _Trainer:
             _assign(params, raw)
             if not improved:
                 since_best += 1
-                if cfg.early_stopping and since_best >= cfg.patience:
+                # the local stage only prepares the trajectory stage: never stop during it
+                if cfg.early_stopping and since_best >= cfg.patience and epoch >= n_local:
                     hist["stopped"] = f"early stopping: no validation improvement in {cfg.patience} epochs"
                     break
         bar.close()
