@@ -13,7 +13,14 @@ import torch
 from .config import PHASES, TrainConfig
 from .data import Snapshots
 from .dynamics import integrate, integrate_intervals
-from .losses import initial_density_loss, log_kde, mass_loss, score_matching_loss, scott_bandwidth
+from .losses import (
+    fokker_planck_residual,
+    initial_density_loss,
+    log_kde,
+    mass_loss,
+    score_matching_loss,
+    scott_bandwidth,
+)
 from .networks import RUOTNetworks
 from .ot import ot_loss, sq_cost, transport_plan
 
@@ -164,8 +171,6 @@ class _Trainer:
             loss = loss + cfg.lambda_score * ls
             parts["score"] = ls.item()
         if cfg.lambda_fp > 0 and stochastic:
-            from .losses import fokker_planck_residual
-
             k = int(torch.randint(self.K, (1,), generator=self.gen))
             tau = torch.rand(len(x0), generator=self.gen).to(x0.device)
             xk = out["x"][k].detach()
