@@ -83,6 +83,11 @@ class Keys:
         return f"{self.key_added}_fate_probabilities"
 
     @property
+    def holdout(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.holdout_time` results."""
+        return f"{self.key_added}_holdout"
+
+    @property
     def couplings(self) -> str:
         """``uns`` entry of :func:`ruotools.tl.couplings` metadata."""
         return f"{self.key_added}_couplings"

@@ -1,0 +1,49 @@
+"""`rt.tl.holdout_time` and the OT interpolation reference."""
+
+import numpy as np
+import pytest
+
+import ruotools as rt
+from ruotools.core.ot import interpolate_ot, wasserstein
+
+FAST = {"max_epochs": {"pretrain": 2, "refine": 1, "score": 1, "joint": 0}, "hidden_dim": 16, "batch_size": 64}
+
+
+def _small_gene(n_per_time=40, seed=0):
+    adata = rt.datasets.simulated_gene()
+    rng = np.random.default_rng(seed)
+    t = adata.obs["time"].to_numpy()
+    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(t == tk), n_per_time, replace=False) for tk in range(5)]))
+    return adata[idx].copy()
+
+
+def test_interpolate_ot_is_exact_for_a_translation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2))
+    y = x + np.array([4.0, -2.0])
+    pts, w = interpolate_ot(x, y, 0.25)
+    assert w.sum() == pytest.approx(1.0)
+    # a translation is its own optimal map: the interpolant is the quarter-way translate
+    assert wasserstein(pts, x + np.array([1.0, -0.5]), w, None, p=2) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_holdout_time_table_and_uns():
+    adata = _small_gene()
+    before = set(adata.uns)
+    table = rt.tl.holdout_time(adata, "time", held_out=[2.0], accelerator="cpu", **FAST)
+    assert list(table.index) == [2.0]
+    assert {"W1", "W2", "TMV", "W1_nearest", "W2_nearest", "W1_interp", "W2_interp"} <= set(table.columns)
+    assert np.all(np.isfinite(table.to_numpy()))
+    t = adata.obs["time"].to_numpy()
+    # the nearest-snapshot reference is the earlier neighbour on a tie, measured independently
+    assert table.loc[2.0, "W1_nearest"] == pytest.approx(wasserstein(adata.X[t == 1], adata.X[t == 2], p=1))
+    assert set(adata.uns) - before == {"ruot_holdout"}
+    np.testing.assert_array_equal(adata.uns["ruot_holdout"]["time"], [2.0])
+    assert "ruot_velocity_params" not in adata.uns  # only copies are fitted
+
+
+@pytest.mark.parametrize("held", [0.0, 4.0, 2.5])
+def test_holdout_time_rejects_non_interior_points(held):
+    adata = _small_gene(10)
+    with pytest.raises(ValueError, match="interior"):
+        rt.tl.holdout_time(adata, "time", held_out=[held], **FAST)
