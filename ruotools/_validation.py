@@ -66,16 +66,34 @@ def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndar
     return x.astype(np.float64), use_rep, use_rep == "X" and x.shape[1] == n_total
 
 
+def obs_column(adata, key, arg: str) -> pd.Series:
+    """``adata.obs[key]``, with a ``TypeError``/``KeyError`` naming the argument ``arg`` and the fix."""
+    if not isinstance(key, str):
+        raise TypeError(f"`{arg}` must be a string naming an `.obs` column, got {type(key).__name__}.")
+    if key not in adata.obs.columns:
+        raise KeyError(
+            f"`adata.obs['{key}']` not found. Pass `{arg}=` one of the `.obs` columns: {list(adata.obs.columns)[:20]}."
+        )
+    return adata.obs[key]
+
+
+def embedding_2d(adata, basis: str) -> np.ndarray:
+    """First two columns of ``adata.obsm[f"X_{basis}"]`` as float64, with a ``KeyError`` telling how to compute it."""
+    key = f"X_{basis}"
+    if key not in adata.obsm:
+        raise KeyError(
+            f"`adata.obsm['{key}']` not found (available: {list(adata.obsm.keys())}). Compute the embedding first "
+            "(e.g. `sc.pp.neighbors(adata); sc.tl.umap(adata)` for 'umap')."
+        )
+    coords = np.asarray(adata.obsm[key], dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] < 2:
+        raise ValueError(f"`adata.obsm['{key}']` must have at least two columns, got shape {coords.shape}.")
+    return coords[:, :2]
+
+
 def resolve_time(adata, time_key: str) -> np.ndarray:
     """Numeric copy of ``adata.obs[time_key]`` (float64, NaN where missing); the column is untouched."""
-    if not isinstance(time_key, str):
-        raise TypeError(f"`time_key` must be a string naming an `.obs` column, got {type(time_key).__name__}.")
-    if time_key not in adata.obs.columns:
-        raise KeyError(
-            f"`adata.obs['{time_key}']` not found. Pass `time_key=` one of the `.obs` columns: "
-            f"{list(adata.obs.columns)[:20]}."
-        )
-    col = adata.obs[time_key]
+    col = obs_column(adata, time_key, "time_key")
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = pd.Series(col.cat.categories)
         values = pd.to_numeric(cats.astype(str), errors="coerce")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _logging as logg
+from .. import _validation as val
 from .._keys import Keys
 from ..model import RUOTModel
 from ._common import fitted
@@ -168,14 +169,7 @@ def _weighted_vote(endpoints: np.ndarray, log_mass: np.ndarray, n_paths: int, n_
 
 
 def _cluster_labels(adata, cluster_key) -> pd.Series:
-    if not isinstance(cluster_key, str):
-        raise TypeError(f"`cluster_key` must be a string naming an `.obs` column, got {type(cluster_key).__name__}.")
-    if cluster_key not in adata.obs.columns:
-        raise KeyError(
-            f"`adata.obs['{cluster_key}']` not found. Pass `cluster_key=` one of the `.obs` columns: "
-            f"{list(adata.obs.columns)[:20]}."
-        )
-    col = adata.obs[cluster_key]
+    col = val.obs_column(adata, cluster_key, "cluster_key")
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col
     if pd.api.types.is_string_dtype(col.dtype) or pd.api.types.is_object_dtype(col.dtype):

@@ -7,6 +7,7 @@ import time as _time
 import numpy as np
 
 from .. import _logging as logg
+from .. import _validation as val
 from .._keys import Keys, basis_from_rep
 from .._settings import settings
 from ..model import RUOTModel
@@ -109,19 +110,7 @@ def landscape(
         basis = "umap" if "X_umap" in adata.obsm else fitted_basis
     cell_u = _cell_potential(model, x, t, valid)
 
-    if basis == fitted_basis:
-        coords = x[:, :2]
-    else:
-        emb_key = f"X_{basis}"
-        if emb_key not in adata.obsm:
-            raise KeyError(
-                f"`adata.obsm['{emb_key}']` not found (available: {list(adata.obsm.keys())}). Compute the embedding "
-                "first (e.g. `sc.pp.neighbors(adata); sc.tl.umap(adata)`), or pass `basis=None` for the fitted space."
-            )
-        coords = np.asarray(adata.obsm[emb_key], dtype=np.float64)
-        if coords.ndim != 2 or coords.shape[1] < 2:
-            raise ValueError(f"`adata.obsm['{emb_key}']` must have at least two columns, got shape {coords.shape}.")
-        coords = coords[:, :2]
+    coords = x[:, :2] if basis == fitted_basis else val.embedding_2d(adata, basis)
     ok = valid & np.all(np.isfinite(coords), axis=1)
     if ok.sum() < 2:
         raise ValueError("Fewer than two cells have finite coordinates; no landscape to draw.")

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .. import _logging as logg
+from .. import _validation as val
 from .._keys import Keys, basis_from_rep, outputs
 from .._settings import settings
 from ..model import RUOTModel
@@ -95,16 +96,7 @@ def velocity_embedding(
         v_emb = v.astype(np.float32, copy=True)
         method = "exact"
     else:
-        emb_key = f"X_{basis}"
-        if emb_key not in adata.obsm:
-            raise KeyError(
-                f"`adata.obsm['{emb_key}']` not found (available: {list(adata.obsm.keys())}). Compute the "
-                f"embedding first (e.g. `sc.pp.neighbors(adata); sc.tl.umap(adata)` for 'umap')."
-            )
-        emb = np.asarray(adata.obsm[emb_key], dtype=np.float64)
-        if emb.ndim != 2 or emb.shape[1] < 2:
-            raise ValueError(f"`adata.obsm['{emb_key}']` must have at least two columns, got shape {emb.shape}.")
-        emb = emb[:, :2]
+        emb = val.embedding_2d(adata, basis)
         valid = valid & np.all(np.isfinite(emb), axis=1)
         if valid.sum() < 2:
             raise ValueError("Fewer than two cells have a finite velocity and embedding; nothing to project.")
