@@ -13,13 +13,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
+from _isolated import pm, run_isolated
 
 DATASETS = {
     "gene": ("simulated_gene", {}, {}),
@@ -62,20 +61,9 @@ def main(argv=None) -> None:
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
     args = parser.parse_args(argv)
 
-    frames = []
-    ctx = mp.get_context("spawn")
-    for name in args.datasets:
-        for seed in args.seeds:
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                frames.append(pool.submit(run_one, name, seed).result())
-            f = frames[-1]
-            print(f"done {name} seed {seed}: fit {f['fit_s'].iloc[0]:.1f}s", flush=True)
-    df = pd.concat(frames, ignore_index=True)
+    df = run_isolated(run_one, args.datasets, args.seeds)
     if args.csv:
         df.to_csv(args.csv, index=False)
-
-    def pm(s: pd.Series) -> str:
-        return f"{s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f}"
 
     print(f"\nDefault settings, seeds {args.seeds}; mean ± std over seeds.\n")
     print("| dataset | time | W1 (SDE) | W2 (SDE) | W1 (ODE) | W2 (ODE) | TMV (SDE) | DeepRUOT W1 |")

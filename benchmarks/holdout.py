@@ -13,10 +13,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
+from _isolated import pm, run_isolated
 
 DATASETS = {"gene": "simulated_gene", "mouse": "mouse_hematopoiesis"}
 PUBLISHED = {  # held-out W1: DeepRUOT, Var-RUOT
@@ -39,17 +38,7 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args(argv)
-    frames = []
-    ctx = mp.get_context("spawn")
-    for name in args.datasets:
-        for seed in args.seeds:
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                frames.append(pool.submit(run_one, name, seed).result())
-            print(f"done {name} seed {seed}", flush=True)
-    df = pd.concat(frames, ignore_index=True)
-
-    def pm(s: pd.Series) -> str:
-        return f"{s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f}"
+    df = run_isolated(run_one, args.datasets, args.seeds)
 
     print(f"\nHeld-out time points, default settings, seeds {args.seeds}; mean ± std over seeds (SDE).\n")
     print("| dataset | held out | W1 | W2 | W1 nearest snapshot | W1 OT interpolation | DeepRUOT W1 | Var-RUOT W1 |")

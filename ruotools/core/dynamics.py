@@ -39,8 +39,6 @@ def action_rate(
         w = torch.softmax(log_mass, 0)
         s_rel = s - (w * s).sum()
         rate = rate + 0.5 * (grad * grad).sum(1) - (0.5 * sigma**2 + s_rel) * g
-    elif sigma > 0:
-        rate = rate - 0.5 * sigma**2 * g
     return v, g, rate * torch.exp(log_mass), grad
 
 

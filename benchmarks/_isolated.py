@@ -1,0 +1,26 @@
+"""Shared by the benchmark scripts: one fresh process per (dataset, seed), and table formatting."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import pandas as pd
+
+
+def run_isolated(run_one: Callable[[str, int], pd.DataFrame], datasets, seeds) -> pd.DataFrame:
+    """Call ``run_one(name, seed)`` in a fresh spawned process each, so time and peak memory are its own."""
+    frames = []
+    ctx = mp.get_context("spawn")
+    for name in datasets:
+        for seed in seeds:
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                frames.append(pool.submit(run_one, name, seed).result())
+            print(f"done {name} seed {seed}", flush=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def pm(s: pd.Series) -> str:
+    """``mean ± std`` over seeds (std 0 for a single seed)."""
+    return f"{s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f}"
