@@ -16,9 +16,9 @@ try:
 except PackageNotFoundError:  # source tree that is not installed
     __version__ = "0.0.0"
 
-_SUBMODULES = {"tl", "get", "datasets", "core"}
+_SUBMODULES = {"tl", "pl", "get", "datasets", "core"}
 
-__all__ = ["RUOTModel", "datasets", "get", "settings", "tl"]
+__all__ = ["RUOTModel", "datasets", "get", "pl", "settings", "tl"]
 
 
 def __getattr__(name: str):

@@ -78,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     Returns
     -------
-    The parser, with sub-commands ``fit`` and ``example``.
+    argparse.ArgumentParser
+        The parser, with sub-commands ``fit`` and ``example``.
+
+    Examples
+    --------
+    >>> from ruotools.cli import build_parser
+    >>> args = build_parser().parse_args(["fit", "cells.h5ad", "--time-key", "day", "-o", "out.h5ad"])
+    >>> args.command, args.time_key, args.output
+    ('fit', 'day', 'out.h5ad')
     """
     parser = _Parser(
         prog="ruotools",
@@ -109,15 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--sigma", type=float, default=None, metavar="S", help="noise level; 0 = deterministic model")
     fit.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per time point and step")
     fit.add_argument("--key-added", default="ruot", metavar="KEY", help="prefix of the keys written (default: ruot)")
+    fit.add_argument(
+        "--checkpoint-dir", default=None, metavar="DIR", help="save the training state here after every epoch"
+    )
+    fit.add_argument(
+        "--resume", action="store_true", help="continue an interrupted fit from the state in --checkpoint-dir"
+    )
     _add_training_options(fit)
     fit.set_defaults(handler=_run_fit)
 
     example = sub.add_parser(
         "example",
-        help="fit a bundled dataset and write the result and its metrics",
+        help="fit a bundled dataset and write the result, its metrics and figures",
         description=(
-            "Fit a bundled dataset, evaluate the fit (W1, W2, TMV per time point) and write DIR/NAME.h5ad and "
-            "DIR/metrics.csv; the metrics table is also printed."
+            "Fit a bundled dataset, evaluate the fit (W1, W2, TMV per time point), simulate trajectories, map the "
+            "landscape and write DIR/NAME.h5ad, DIR/metrics.csv and the figures DIR/figures/PLOT.png; the metrics "
+            "table is also printed."
         ),
     )
     example.add_argument(
@@ -129,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"dataset: {', '.join(EXAMPLES)} (default: simulated_gene)",
     )
     example.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if needed)")
+    example.add_argument("--no-figures", action="store_true", help="write no figures (only the .h5ad and metrics)")
     _add_training_options(example)
     example.set_defaults(handler=_run_example)
     return parser
@@ -171,6 +187,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         sigma=args.sigma,
         batch_size=args.batch_size,
         key_added=args.key_added,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume or None,
     )
     tl.fit_ruot(adata, args.time_key, **kwargs)
     _write(adata, dst)
@@ -185,14 +203,63 @@ def _run_example(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise _UserError(f"output is not a directory: {out_dir}")
     adata = load()
-    tl.fit_ruot(adata, "time", **_fit_kwargs(args))
+    model = tl.fit_ruot(adata, "time", **_fit_kwargs(args))
     metrics = tl.evaluate(adata, random_state=args.seed)
+    if not args.no_figures:
+        # stored in the .h5ad too, so the figures can be redrawn from the file alone
+        tl.simulate(adata, random_state=args.seed)
+        if model.sigma > 0:
+            tl.landscape(adata)
     _write(adata, out_dir / f"{args.name}.h5ad")
     metrics_path = out_dir / "metrics.csv"
     metrics.to_csv(metrics_path)
     print(f"ruotools: wrote {metrics_path}", file=sys.stderr)
+    if not args.no_figures:
+        for path in _write_figures(adata, out_dir / "figures"):
+            print(f"ruotools: wrote {path}", file=sys.stderr)
     print(metrics.to_string(float_format=lambda value: f"{value:.4f}"))
     return 0
+
+
+def _write_figures(adata: AnnData, fig_dir: Path) -> list[Path]:
+    """Draw the standard figures of a fitted, evaluated and simulated ``adata`` into ``fig_dir``."""
+    if "matplotlib.pyplot" not in sys.modules:  # a fresh command-line process: no display needed
+        import matplotlib
+
+        matplotlib.use("Agg")
+    import importlib.util
+
+    import matplotlib.pyplot as plt
+
+    from ruotools import pl
+    from ruotools._keys import Keys
+
+    keys = Keys()
+    times = adata.uns[keys.uns]["time_points"]
+    plots: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+        ("trajectories", pl.trajectories, {}),
+        ("growth", pl.growth, {}),
+        ("mass", pl.mass, {}),
+        ("history", pl.history, {}),
+        ("metrics", pl.metrics, {}),
+    ]
+    if keys.landscape in adata.uns:
+        plots += [
+            ("landscape", pl.landscape, {}),
+            ("landscape_surface", pl.landscape, {"kind": "surface", "time": [times[0], times[-1]]}),
+            ("potential", pl.potential, {}),
+        ]
+    if importlib.util.find_spec("scvelo") is not None:
+        plots.append(("velocity_stream", pl.velocity_stream, {}))
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, plot, kwargs in plots:
+        path = fig_dir / f"{name}.png"
+        fig = plot(adata, dpi=120, return_fig=True, **kwargs)
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns
     -------
-    Exit code: 0 on success, 2 on bad input, 1 on an unexpected failure.
+    int
+        Exit code: 0 on success, 2 on bad input, 1 on an unexpected failure.
 
     Examples
     --------

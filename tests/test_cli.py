@@ -98,6 +98,22 @@ def test_cli_example_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "W1" in out
     assert "TMV" in out
+    # the figures, drawn from what the .h5ad holds
+    figures = {path.name for path in (tmp_path / "figures").glob("*.png")}
+    expected = {"trajectories", "growth", "mass", "history", "metrics", "landscape", "landscape_surface", "potential"}
+    assert {f"{name}.png" for name in expected} <= figures
+    for name in figures:
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fitted = ad.read_h5ad(tmp_path / "simulated_gene.h5ad")
+    assert {"ruot_trajectories", "ruot_landscape"} <= set(fitted.uns)
+
+
+def test_cli_example_no_figures_option():
+    from ruotools.cli import build_parser
+
+    args = build_parser().parse_args(["example", "-o", "out", "--no-figures"])
+    assert args.no_figures
+    assert not build_parser().parse_args(["example", "-o", "out"]).no_figures
 
 
 def test_cli_fit_missing_time_key(tmp_path, capsys):

@@ -1,0 +1,92 @@
+"""Draw the ruotools plotting gallery: every ``rt.pl`` plot for two bundled datasets.
+
+Fits the simulated gene network and the mouse hematopoiesis time course with default settings
+(about 45 s each on one CPU thread), evaluates them, simulates trajectories, maps the landscapes and
+writes ``<dataset>_<plot>.png`` next to this script (or into ``--out``)::
+
+    python docs/_static/gallery/make_gallery.py
+    python docs/_static/gallery/make_gallery.py --fits fits/   # keep the fitted .h5ad files and reuse them
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import torch
+
+import ruotools as rt
+
+HERE = Path(__file__).resolve().parent
+DPI = 150
+
+
+def fitted(name: str, fits: Path | None):
+    """The dataset with a default fit, metrics, trajectories and landscape (read from ``fits`` when there)."""
+    import anndata as ad
+
+    path = fits / f"{name}.h5ad" if fits is not None else None
+    if path is not None and path.is_file():
+        print(f"{name}: reading {path}")
+        return ad.read_h5ad(path)
+    adata = getattr(rt.datasets, name)()
+    start = time.perf_counter()
+    rt.tl.fit_ruot(adata, "time", show_progress_bar=False)
+    print(f"{name}: fitted in {time.perf_counter() - start:.0f} s")
+    rt.tl.evaluate(adata)
+    rt.tl.simulate(adata)
+    rt.tl.landscape(adata)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        adata.write_h5ad(path)
+    return adata
+
+
+def draw(adata, name: str, out: Path) -> list[Path]:
+    """Every plot of ``rt.pl`` for one dataset."""
+    times = adata.uns["ruot"]["time_points"]
+    shown_times = times if len(times) <= 3 else times[:: max(1, (len(times) - 1) // 2)]
+    n_lines = min(250, adata.uns["ruot_trajectories"]["X"].shape[1])
+    plots = {
+        "trajectories": (rt.pl.trajectories, {"n_trajectories": n_lines, "figsize": (6.2, 5.0)}),
+        "landscape_contour": (rt.pl.landscape, {"time": shown_times}),
+        "landscape_surface": (rt.pl.landscape, {"kind": "surface", "time": shown_times}),
+        "growth": (rt.pl.growth, {}),
+        "potential": (rt.pl.potential, {}),
+        "mass": (rt.pl.mass, {}),
+        "velocity_stream": (rt.pl.velocity_stream, {"figsize": (6.2, 5.0)}),
+        "history": (rt.pl.history, {}),
+        "metrics": (rt.pl.metrics, {}),
+    }
+    written = []
+    for plot_name, (plot, kwargs) in plots.items():
+        path = out / f"{name}_{plot_name}.png"
+        fig = plot(adata, dpi=DPI, return_fig=True, **kwargs)
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="output directory (default: next to this script)")
+    parser.add_argument("--fits", type=Path, default=None, help="directory to keep and reuse the fitted .h5ad files")
+    parser.add_argument("--datasets", nargs="+", default=["simulated_gene", "mouse_hematopoiesis"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rt.settings.verbosity = "warning"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets:
+        for path in draw(fitted(name, args.fits), name, args.out):
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
