@@ -1,22 +1,93 @@
 """Input checks with clear ``KeyError`` / ``TypeError`` / ``ValueError`` messages.
 
-Every function here only reads ``adata``; nothing is modified.
+Every function here only reads ``adata``; nothing is modified. Slots are quoted as
+``adata.obs['day']`` and each message says how to fix the input.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from . import _logging as logg
+
+#: Fewest cells with a valid time and finite coordinates a time point may have: one to train on
+#: and one to validate on.
 MIN_CELLS_PER_TIME = 2
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+#: Largest accepted ``random_state`` (the training loop derives seeds ``random_state + k`` from it).
+MAX_SEED = 2**63 - 1 - 16
+
+
+def check_anndata(adata) -> None:
+    """Check that ``adata`` is an AnnData object that a fit can write to.
+
+    A view of a backed AnnData is rejected (``ValueError``): writing the outputs would need a
+    copy of the backed file. A view of an in-memory AnnData is accepted (the fit makes it an
+    actual AnnData before writing, like scanpy). Duplicate ``obs_names`` only give a warning:
+    every input and output is matched to cells by position.
+
+    Parameters
+    ----------
+    adata
+        The object passed as ``adata``.
+    """
+    from anndata import AnnData
+
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"`adata` must be an AnnData object, got {type(adata).__name__}.")
+    if adata.is_view and adata.isbacked:
+        raise ValueError(
+            "`adata` is a view of a backed AnnData, which cannot receive the outputs. Load the subset into "
+            "memory first: `adata = adata.to_memory()`."
+        )
+    if not adata.obs_names.is_unique:
+        n_dup = int(adata.obs_names.duplicated().sum())
+        logg.warning(
+            f"`adata.obs_names` has {n_dup} duplicate name(s); cells are matched by position. "
+            "Call `adata.obs_names_make_unique()` so that tools taking cell names (e.g. `start=`) are unambiguous."
+        )
+
+
+def rep_slot(use_rep: str) -> str:
+    """How a representation is quoted in messages: ``adata.X`` or ``adata.obsm['X_pca']``."""
+    return "`adata.X`" if use_rep == "X" else f"`adata.obsm['{use_rep}']`"
+
+
+def _first_columns(x, n: int) -> np.ndarray:
+    """Return the first ``n`` columns of ``x`` as a dense array, densifying (or reading from disk) only those."""
+    if isinstance(x, pd.DataFrame):
+        return x.iloc[:, :n].to_numpy()
+    if sparse.issparse(x):
+        if x.format not in ("csr", "csc"):
+            x = x.tocsr()
+        return x[:, :n].toarray()
+    # numpy arrays, and h5py datasets / sparse datasets of a backed AnnData (read only these columns)
+    x = x[:, :n]
+    if sparse.issparse(x):
+        x = x.toarray()
+    return np.asarray(x)
 
 
 def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndarray, str, bool]:
     """Coordinates used for fitting.
+
+    Sparse, backed (``h5py``) and integer or float16 representations are accepted; only the
+    columns used are densified or read.
+
+    Parameters
+    ----------
+    adata
+        Annotated data; only read.
+    use_rep
+        ``"X"``, an ``obsm`` key, or ``None`` (``obsm['X_pca']`` if present, else ``.X`` when it
+        has at most 50 columns).
+    n_dims
+        Number of leading columns to use (``None``: all).
 
     Returns
     -------
@@ -27,7 +98,12 @@ def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndar
     if use_rep is None:
         if "X_pca" in adata.obsm:
             use_rep = "X_pca"
-        elif adata.X is not None and adata.n_vars <= 50:
+        elif adata.X is None:
+            raise KeyError(
+                "No representation to fit: `adata.obsm['X_pca']` is missing and `adata.X` is empty. "
+                "Run `sc.pp.pca(adata)` first, or pass `use_rep=` an `.obsm` key."
+            )
+        elif adata.n_vars <= 50:
             use_rep = "X"
         else:
             raise KeyError(
@@ -47,22 +123,21 @@ def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndar
                 "Compute it first (e.g. `sc.pp.pca(adata)` for 'X_pca') or pass `use_rep='X'`."
             )
         x = adata.obsm[use_rep]
-    if isinstance(x, pd.DataFrame):
-        x = x.to_numpy()
-    if sparse.issparse(x):
-        x = x.toarray()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"The representation {use_rep!r} must be 2-D (cells × dims), got shape {x.shape}.")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TypeError(f"The representation {use_rep!r} must be numeric, got dtype {x.dtype}.")
-    n_total = x.shape[1]
+    slot = rep_slot(use_rep)
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    if len(shape) != 2:
+        raise ValueError(f"{slot} must be 2-D (cells × dims), got shape {shape}.")
+    n_total = shape[1]
     if n_dims is not None:
         if not isinstance(n_dims, int | np.integer) or isinstance(n_dims, bool) or n_dims < 1:
             raise ValueError(f"`n_dims` must be a positive integer, got {n_dims!r}.")
         if n_dims > n_total:
-            raise ValueError(f"`n_dims={n_dims}` exceeds the {n_total} columns of the representation {use_rep!r}.")
-        x = x[:, :n_dims]
+            raise ValueError(f"`n_dims={n_dims}` exceeds the {n_total} columns of {slot}; pass `n_dims<={n_total}`.")
+    if n_total == 0:
+        raise ValueError(f"{slot} has no columns; nothing to fit.")
+    x = _first_columns(x, n_total if n_dims is None else int(n_dims))
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
+        raise TypeError(f"{slot} must hold real numbers, got dtype {x.dtype}.")
     return x.astype(np.float64), use_rep, use_rep == "X" and x.shape[1] == n_total
 
 
@@ -107,6 +182,8 @@ def resolve_time(adata, time_key: str) -> np.ndarray:
         t = np.where(codes >= 0, values.to_numpy(dtype=np.float64)[np.maximum(codes, 0)], np.nan)
     elif pd.api.types.is_bool_dtype(col.dtype):
         raise TypeError(f"`adata.obs['{time_key}']` is boolean; it must hold numeric time points.")
+    elif pd.api.types.is_complex_dtype(col.dtype):
+        raise TypeError(f"`adata.obs['{time_key}']` holds complex numbers; it must hold real time points.")
     elif pd.api.types.is_numeric_dtype(col.dtype):
         t = col.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
@@ -118,8 +195,55 @@ def resolve_time(adata, time_key: str) -> np.ndarray:
             )
         t = values.to_numpy(dtype=np.float64, na_value=np.nan)
     if np.isinf(t).any():
-        raise ValueError(f"`adata.obs['{time_key}']` contains infinite values.")
+        raise ValueError(
+            f"`adata.obs['{time_key}']` contains infinite values; use NaN for cells without a time point "
+            "(they are excluded)."
+        )
     return t
+
+
+def valid_cells(x: np.ndarray, t: np.ndarray, use_rep: str, time_key: str) -> np.ndarray:
+    """Mask of the cells with a time point and finite coordinates; an error when there is none.
+
+    Parameters
+    ----------
+    x
+        Coordinates (n_obs, d).
+    t
+        Times (n_obs,), NaN where missing.
+    use_rep, time_key
+        Names used in the messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask (n_obs,).
+    """
+    has_time = ~np.isnan(t)
+    finite = np.all(np.isfinite(x), axis=1)
+    if not has_time.any():
+        raise ValueError(f"`adata.obs['{time_key}']` is NaN for every cell; nothing to fit.")
+    if not finite.any():
+        raise ValueError(
+            f"{rep_slot(use_rep)} has a NaN or infinite coordinate in every cell; nothing to fit. "
+            "Check the representation (e.g. recompute it after filtering)."
+        )
+    valid = has_time & finite
+    if not valid.any():
+        raise ValueError(
+            f"No cell has both a time point in `adata.obs['{time_key}']` and finite coordinates in "
+            f"{rep_slot(use_rep)}; nothing to fit."
+        )
+    return valid
+
+
+def check_variance(x: np.ndarray, use_rep: str) -> None:
+    """Reject coordinates where every cell used sits at one point (zero variance in every column)."""
+    if not np.any(np.ptp(x, axis=0) > 0):
+        raise ValueError(
+            f"{rep_slot(use_rep)} has zero variance (every cell used has the same coordinates); "
+            "nothing can be learned from it. Check `use_rep=` / `n_dims=`."
+        )
 
 
 def check_time_points(t: np.ndarray, time_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -159,17 +283,64 @@ def check_sigma(sigma) -> None:
     """``sigma`` is ``None`` (automatic) or a finite number ≥ 0."""
     if sigma is None:
         return
-    if isinstance(sigma, bool) or not isinstance(sigma, int | float | np.number):
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float | np.integer | np.floating):
         raise TypeError(f"`sigma` must be a number, got {type(sigma).__name__}.")
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"`sigma` must be a finite number ≥ 0 (0 gives a deterministic model), got {sigma!r}.")
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}.")
+    return float(value)
+
+
+def check_fraction(value, name: str = "train_size") -> float:
+    """Return ``value`` as a float, checking that it is a number in (0, 1]."""
+    v = _real(value, name)
+    if not 0 < v <= 1:
+        raise ValueError(f"`{name}` must be in (0, 1], got {value!r}.")
+    return v
+
+
+def check_nonnegative(value, name: str) -> float:
+    """Return ``value`` as a float, checking that it is a finite number ≥ 0."""
+    v = _real(value, name)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"`{name}` must be a finite number ≥ 0, got {value!r}.")
+    return v
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float, checking that it is a finite number > 0."""
+    v = _real(value, name)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+    return v
+
+
+def check_count(value, name: str, minimum: int = 0) -> int:
+    """Return ``value`` as an int, checking that it is an integer ≥ ``minimum`` (``bool`` and floats are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer ≥ {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_seed(value) -> int:
+    """Return ``random_state`` as an int, checking that it is in [0, ``MAX_SEED``]."""
+    seed = check_count(value, "random_state")
+    if seed > MAX_SEED:
+        raise ValueError(f"`random_state` must be at most {MAX_SEED}, got {value!r}.")
+    return seed
 
 
 def resolve_device(accelerator: str = "auto", device: str | int = "auto"):
     """Torch device from scvi-tools-style ``accelerator``/``device``; ``"auto"`` never picks MPS."""
     import torch
 
-    if accelerator not in ACCELERATORS:
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
         raise ValueError(f"`accelerator` must be one of {list(ACCELERATORS)}, got {accelerator!r}.")
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
@@ -186,3 +357,40 @@ def resolve_device(accelerator: str = "auto", device: str | int = "auto"):
     if isinstance(device, str):
         return torch.device(device)
     raise TypeError(f"`device` must be 'auto', an integer index or a device string, got {device!r}.")
+
+
+STRATEGIES = ("single", "ddp")
+
+
+def check_strategy(strategy: str, devices, device, checkpoint_dir, launched: bool) -> int:
+    """Return the number of training processes for ``strategy``/``devices`` (1 for ``"single"``).
+
+    ``launched`` says whether this process is one rank of a ``torchrun`` job: then the job's size
+    is used and ``devices`` must be ``None`` or equal to it.
+    """
+    import os
+
+    import torch
+
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {list(STRATEGIES)}, got {strategy!r}.")
+    if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int | np.integer) or devices < 1):
+        raise ValueError(f"`devices` must be a positive integer or None, got {devices!r}.")
+    if strategy == "single":
+        if devices not in (None, 1):
+            raise ValueError(f"`devices={devices}` needs `strategy='ddp'` (data-parallel training).")
+        return 1
+    if checkpoint_dir is not None:
+        raise ValueError("`checkpoint_dir` is not supported with `strategy='ddp'`; pass `checkpoint_dir=None`.")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"`strategy='ddp'` runs on CPU (gloo) or CUDA (NCCL), not on {device.type!r}.")
+    if launched:
+        world = int(os.environ["WORLD_SIZE"])
+        if devices not in (None, world):
+            raise ValueError(f"`devices={devices}` differs from the torchrun job's WORLD_SIZE={world}; omit `devices`.")
+        return world
+    if devices is None:
+        devices = torch.cuda.device_count() if device.type == "cuda" else 2
+    if device.type == "cuda" and devices > torch.cuda.device_count():
+        raise ValueError(f"`devices={devices}` but only {torch.cuda.device_count()} CUDA device(s) are visible.")
+    return int(devices)

@@ -27,6 +27,16 @@ class RUOTModel:
     time, the score s = (σ²/2)·log ρ and the potential −log ρ (up to a constant).
 
     Create one with :func:`ruotools.tl.fit_ruot`, :meth:`from_adata`, or :meth:`load`.
+
+    Examples
+    --------
+    >>> import ruotools as rt
+    >>> adata = rt.datasets.simulated_gene()
+    >>> model = rt.tl.fit_ruot(adata, "time", show_progress_bar=False)  # doctest: +SKIP
+    >>> x = adata.X[:5]  # five cells, in the fitted representation
+    >>> model.velocity(x, 1.0).shape, model.growth(x, 1.0).shape  # doctest: +SKIP
+    ((5, 2), (5,))
+    >>> u = model.potential(x, 1.0)  # −log ρ, up to a constant  # doctest: +SKIP
     """
 
     def __init__(
@@ -170,6 +180,12 @@ class RUOTModel:
         -------
         dict
             ``"t"`` (T,), ``"X"`` (T, n, d), ``"log_mass"`` (T, n), in the user's units.
+
+        Examples
+        --------
+        >>> x0 = adata.X[adata.obs["time"] == 0]  # doctest: +SKIP
+        >>> out = model.simulate(x0, [0.0, 1.0, 2.0])  # doctest: +SKIP
+        >>> np.exp(out["log_mass"]).sum(axis=1)  # predicted population size relative to t = 0  # doctest: +SKIP
         """
         st = self.standardizer
         x0 = np.asarray(x0, dtype=np.float64)
@@ -223,9 +239,16 @@ class RUOTModel:
         """Rebuild a model from :meth:`to_dict`'s payload (as stored in ``uns`` or on disk)."""
         cfg_d = dict(payload["config"])
         cfg_d = {k: (dict(v) if isinstance(v, dict) else _scalar(v)) for k, v in cfg_d.items()}
+        # models saved before the score gain existed (ruotools 0.1.0 up to this field) used gain 1
+        cfg_d.setdefault("score_gain", 1.0)
         config = TrainConfig(**cfg_d)
         nets = RUOTNetworks(
-            int(payload["dim"]), config.hidden_dim, config.n_layers, growth=config.growth, sigma=config.sigma
+            int(payload["dim"]),
+            config.hidden_dim,
+            config.n_layers,
+            growth=config.growth,
+            sigma=config.sigma,
+            score_gain=config.score_gain,
         )
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}
         nets.load_state_dict(state)
@@ -242,7 +265,13 @@ class RUOTModel:
 
     @classmethod
     def from_adata(cls, adata, key_added: str = "ruot", device="cpu") -> RUOTModel:
-        """Model stored in ``adata.uns[key_added]['model']`` by :func:`ruotools.tl.fit_ruot`."""
+        """Model stored in ``adata.uns[key_added]['model']`` by :func:`ruotools.tl.fit_ruot`.
+
+        Examples
+        --------
+        >>> adata.write_h5ad("fitted.h5ad")  # doctest: +SKIP
+        >>> model = rt.RUOTModel.from_adata(anndata.read_h5ad("fitted.h5ad"))  # doctest: +SKIP
+        """
         key = Keys(key_added).uns
         if key not in adata.uns or "model" not in adata.uns[key]:
             raise KeyError(
@@ -252,7 +281,13 @@ class RUOTModel:
         return cls.from_dict(adata.uns[key]["model"], history=adata.uns[key].get("history"), device=device)
 
     def save(self, path, overwrite: bool = False) -> Path:
-        """Save to directory ``path`` (file ``model.pt``, loadable with ``torch.load(weights_only=True)``)."""
+        """Save to directory ``path`` (file ``model.pt``, loadable with ``torch.load(weights_only=True)``).
+
+        Examples
+        --------
+        >>> model.save("my_model")  # doctest: +SKIP
+        PosixPath('my_model/model.pt')
+        """
         path = Path(path)
         file = path / MODEL_FILE
         if file.exists() and not overwrite:
@@ -265,7 +300,12 @@ class RUOTModel:
 
     @classmethod
     def load(cls, path, device="cpu") -> RUOTModel:
-        """Load a model saved by :meth:`save` (a directory or the ``model.pt`` file itself)."""
+        """Load a model saved by :meth:`save` (a directory or the ``model.pt`` file itself).
+
+        Examples
+        --------
+        >>> model = rt.RUOTModel.load("my_model")  # doctest: +SKIP
+        """
         path = Path(path)
         file = path / MODEL_FILE if path.is_dir() else path
         if not file.exists():

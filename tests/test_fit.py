@@ -192,23 +192,6 @@ def test_categorical_time_with_string_categories():
     assert list(rt.tl.evaluate(adata, stochastic=False).index) == [1.0, 2.0, 3.0, 4.0]
 
 
-def test_non_numeric_categories_are_rejected():
-    adata = _small_gene()
-    adata.obs["day"] = pd.Categorical("day " + adata.obs["time"].astype(int).astype(str))
-    snap = _snapshot(adata)
-    with pytest.raises(TypeError, match="day"):
-        rt.tl.fit_ruot(adata, "day", use_rep="X", **FAST)
-    _assert_unchanged(adata, snap)
-
-
-def test_missing_time_key_raises_key_error():
-    adata = _small_gene()
-    snap = _snapshot(adata)
-    with pytest.raises(KeyError, match="no_such_column"):
-        rt.tl.fit_ruot(adata, "no_such_column", use_rep="X", **FAST)
-    _assert_unchanged(adata, snap)
-
-
 def test_uneven_time_spacing_is_accepted():
     adata = _small_gene()
     adata = adata[adata.obs["time"].isin([0.0, 1.0, 2.0])].copy()
@@ -256,30 +239,8 @@ def test_relative_mass_missing_a_time_point():
     _assert_unchanged(adata, snap)
 
 
-# --------------------------------------------------------------------------- failures leave adata unchanged
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"sigma": -1.0}, ValueError),
-        ({"n_dims": 5}, ValueError),
-        ({"use_rep": "X_missing"}, KeyError),
-        ({"max_epochs": {"bogus": 1}}, ValueError),
-        ({"train_size": 0.0}, ValueError),
-        ({"accelerator": "tpu"}, ValueError),
-    ],
-)
-def test_failed_fit_leaves_adata_unchanged(gene_fitted, kwargs, error):
-    adata, _ = gene_fitted
-    snap = _snapshot(adata)
-    fit_kwargs = {"use_rep": "X", **FAST, **kwargs}
-    with pytest.raises(error):
-        rt.tl.fit_ruot(adata, "time", **fit_kwargs)
-    _assert_unchanged(adata, snap)
-
-
 # --------------------------------------------------------------------------- evaluate
+# (invalid inputs, and that a failed call leaves adata unchanged: tests/test_validation.py)
 
 
 def test_evaluate_table_and_uns(gene_fitted):

@@ -28,11 +28,11 @@ class TrainConfig:
     alpha: float = 1.0
     hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 36, "refine": 2, "score": 10, "joint": 2})
+    epochs: dict = field(default_factory=lambda: {"pretrain": 36, "refine": 2, "score": 20, "joint": 2})
     steps_per_epoch: int = 10
     local_fraction: float = 0.5
     batch_size: int = 512
-    lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 3e-3, "joint": 1e-4})
+    lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4})
     lambda_ot: float = 1.0
     lambda_mass: float = 1.0
     lambda_total_mass: float = 10.0
@@ -40,6 +40,7 @@ class TrainConfig:
     lambda_score: float = 1.0
     lambda_fp: float = 0.0
     lambda_init: float = 0.0
+    score_gain: float = 10.0
     steps_per_unit: int = 2
     sde_steps_per_unit: int = 10
     emd_max: int = 3000

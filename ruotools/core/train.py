@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from .checkpoint import Checkpointer, fingerprint
 from .config import PHASES, TrainConfig
 from .data import Snapshots
 from .dynamics import integrate, integrate_intervals
@@ -27,13 +30,40 @@ from .ot import ot_loss, sq_cost, transport_plan
 logger = logging.getLogger("ruotools")
 
 VAL_PARTICLES = 1024
+#: Seed offset between the mini-batch generators of two ranks in data-parallel training.
+RANK_SEED_STRIDE = 1_000_003
+
+
+class _StepModule(torch.nn.Module):
+    """One training step as a module, so that DistributedDataParallel can wrap it.
+
+    Its forward returns the step's loss and parts; the networks are its only parameters.
+    """
+
+    def __init__(self, trainer: _Trainer):
+        super().__init__()
+        self.nets = trainer.nets
+        self._step = trainer.step
+
+    def forward(self, phase: str):
+        return self._step(phase)
 
 
 class _Trainer:
-    def __init__(self, data: Snapshots, config: TrainConfig, nets: RUOTNetworks):
+    def __init__(self, data: Snapshots, config: TrainConfig, nets: RUOTNetworks, distributed: bool = False):
         self.data, self.cfg, self.nets = data, config, nets
         self.device = data.device
-        self.gen = torch.Generator().manual_seed(config.random_state)
+        self.distributed = distributed
+        rank = dist.get_rank() if distributed else 0
+        # each rank draws its own mini-batches; rank 0 draws those of a single-process fit
+        self.gen = torch.Generator().manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
+        self.step_fn = self.step
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # DDP averages the gradients of the whole step's loss (all integration steps, all losses);
+            # each phase trains a subset of the networks, hence find_unused_parameters
+            self.step_fn = DistributedDataParallel(_StepModule(self), find_unused_parameters=True)
         self.K = len(data) - 1
         # fixed validation particles: a subset of all t0 cells (bounded size)
         g0 = torch.Generator().manual_seed(config.random_state + 1)
@@ -209,6 +239,18 @@ class _Trainer:
             score += w2 + 5.0 * rel
         return score / self.K
 
+    def _loss_value(self, loss: torch.Tensor) -> float:
+        """Return the step's loss as a number.
+
+        With several processes it is the mean over ranks, so that all ranks agree on whether it is
+        finite (one rank stopping alone would leave the others waiting forever).
+        """
+        if not self.distributed:
+            return loss.item()
+        value = loss.detach().clone().reshape(1)
+        dist.all_reduce(value)
+        return value.item() / dist.get_world_size()
+
     # ------------------------------------------------------------------ phases
     def parameters_for(self, phase: str):
         nets = self.nets
@@ -218,7 +260,12 @@ class _Trainer:
             return list(nets.score_net.parameters())
         return list(nets.parameters())
 
-    def run_phase(self, phase: str, n_epochs: int, progress) -> dict:
+    def run_phase(self, phase: str, n_epochs: int, progress, saved: dict | None = None, on_epoch=None) -> dict:
+        """Train one phase.
+
+        ``saved`` resumes it after a checkpointed epoch (the networks and the random generator are
+        restored by the caller); ``on_epoch(state)`` gets the phase's complete state after every epoch.
+        """
         cfg = self.cfg
         hist = {"loss": [], "val": [], "stopped": "max_epochs"}
         if n_epochs <= 0:
@@ -230,13 +277,20 @@ class _Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(i, total_steps) / total_steps))
         )
-        best_val = self.validate(phase) if phase != "score" else math.inf
-        best_state = copy.deepcopy(self.nets.state_dict())
-        # validation and the returned state use an exponential moving average of the weights,
-        # which removes most of the step-to-step noise of stochastic mini-batch OT gradients
-        ema = [p.detach().clone() for p in params]
-        since_best = 0
-        bar = progress(range(n_epochs), desc=f"{phase:>8}", leave=True)
+        if saved is None:
+            start_epoch, since_best = 0, 0
+            best_val = self.validate(phase) if phase != "score" else math.inf
+            best_state = copy.deepcopy(self.nets.state_dict())
+            # validation and the returned state use an exponential moving average of the weights,
+            # which removes most of the step-to-step noise of stochastic mini-batch OT gradients
+            ema = [p.detach().clone() for p in params]
+        else:
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            ema, best_state = saved["ema"], saved["best_state"]
+            best_val, since_best, hist = saved["best_val"], saved["since_best"], saved["hist"]
+            start_epoch = saved["epoch"] + 1
+        bar = progress(range(start_epoch, n_epochs), desc=f"{phase:>8}", leave=True)
         n_local = round(cfg.local_fraction * n_epochs) if phase == "pretrain" else 0
         for epoch in bar:
             self.local = epoch < n_local
@@ -248,8 +302,9 @@ class _Trainer:
             losses = []
             for _ in range(cfg.steps_per_epoch):
                 opt.zero_grad(set_to_none=True)
-                loss, _parts = self.step(phase)
-                if not torch.isfinite(loss):
+                loss, _parts = self.step_fn(phase)
+                value = self._loss_value(loss)
+                if not math.isfinite(value):
                     self.nets.load_state_dict(best_state)
                     hist["stopped"] = f"non-finite loss at epoch {epoch}; restored the best state"
                     logger.warning(
@@ -259,6 +314,7 @@ class _Trainer:
                         epoch,
                     )
                     bar.close()
+                    hist["best_val"] = best_val
                     return hist
                 loss.backward()
                 if phase == "refine":
@@ -267,7 +323,7 @@ class _Trainer:
                 opt.step()
                 sched.step()
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - cfg.ema_decay)
-                losses.append(loss.item())
+                losses.append(value)
             raw = [p.detach().clone() for p in params]
             _assign(params, ema)
             val = self.validate(phase)
@@ -286,14 +342,31 @@ class _Trainer:
                 if cfg.early_stopping and since_best >= cfg.patience and epoch >= n_local:
                     hist["stopped"] = f"early stopping: no validation improvement in {cfg.patience} epochs"
                     break
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        "epoch": epoch,
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "ema": ema,
+                        "best_state": best_state,
+                        "best_val": best_val,
+                        "since_best": since_best,
+                        "hist": hist,
+                    }
+                )
         bar.close()
         self.nets.load_state_dict(best_state)
         hist["best_val"] = best_val
         return hist
 
-    def run_phase_timed(self, phase: str, n_epochs: int, progress) -> dict:
-        start = time.perf_counter()
-        hist = self.run_phase(phase, n_epochs, progress)
+    def run_phase_timed(self, phase: str, n_epochs: int, progress, saved=None, on_epoch=None) -> dict:
+        start = time.perf_counter() - (saved or {}).get("seconds", 0.0)
+
+        def on_epoch_timed(state):
+            on_epoch({**state, "seconds": time.perf_counter() - start})
+
+        hist = self.run_phase(phase, n_epochs, progress, saved, on_epoch_timed if on_epoch else None)
         hist["loss"] = np.asarray(hist["loss"], dtype=np.float64)
         hist["val"] = np.asarray(hist["val"], dtype=np.float64)
         hist["seconds"] = time.perf_counter() - start
@@ -301,7 +374,13 @@ class _Trainer:
 
 
 def fit(
-    data: Snapshots, config: TrainConfig, nets: RUOTNetworks | None = None, progress=None
+    data: Snapshots,
+    config: TrainConfig,
+    nets: RUOTNetworks | None = None,
+    progress=None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    distributed: bool = False,
 ) -> tuple[RUOTNetworks, dict]:
     """Train a RUOT model on snapshots in standardised units.
 
@@ -315,6 +394,18 @@ def fit(
         Networks to start from (e.g. to continue training); new ones when ``None``.
     progress
         ``tqdm``-like factory ``progress(iterable, desc=..., leave=...)``; no bar when ``None``.
+    checkpoint_dir
+        Folder where the complete training state (networks, optimiser, scheduler, random generator,
+        EMA weights, best state, history) is written after every epoch and phase.
+    resume
+        Continue from the state in ``checkpoint_dir`` when there is one. On CPU the result is
+        bit-for-bit the one of an uninterrupted run.
+    distributed
+        Data-parallel training in an initialised ``torch.distributed`` process group: each rank
+        draws its own mini-batches of ``config.batch_size`` cells per time point, the gradients are
+        averaged by ``DistributedDataParallel``, and validation (on the same held-back cells on
+        every rank) takes the same decisions everywhere, so all ranks end with identical weights.
+        Not combined with ``checkpoint_dir``.
 
     Returns
     -------
@@ -324,7 +415,14 @@ def fit(
     """
     torch.manual_seed(config.random_state)
     if nets is None:
-        nets = RUOTNetworks(data.dim, config.hidden_dim, config.n_layers, growth=config.growth, sigma=config.sigma)
+        nets = RUOTNetworks(
+            data.dim,
+            config.hidden_dim,
+            config.n_layers,
+            growth=config.growth,
+            sigma=config.sigma,
+            score_gain=config.score_gain,
+        )
         # start from the population's mean exponential growth rate: total mass is right from the first step
         nets.init_growth(math.log(data.masses[-1] / data.masses[0]) / (data.times[-1] - data.times[0]))
     nets = nets.to(data.device)
@@ -333,22 +431,62 @@ def fit(
         def progress(it, **kwargs):
             return _Silent(it)
 
-    trainer = _Trainer(data, config, nets)
-    history = {}
+    if distributed and checkpoint_dir is not None:
+        raise ValueError("Checkpoints are not supported with data-parallel training; pass `checkpoint_dir=None`.")
+    trainer = _Trainer(data, config, nets, distributed=distributed)
+    history, first_phase, saved = {}, 0, None
+    ckpt = None if checkpoint_dir is None else Checkpointer(checkpoint_dir, fingerprint(data, config))
+    if ckpt is not None and resume:
+        state = ckpt.load(data.device)
+        if state is None:
+            logger.info("no training state in %r: starting from the beginning", str(checkpoint_dir))
+        else:
+            nets.load_state_dict(state["nets"])
+            trainer.gen.set_state(state["generator"])
+            history, first_phase, saved = state["history"], state["phase"], state["phase_state"]
+            where = PHASES[first_phase] if first_phase < len(PHASES) else "the end"
+            logger.info("resuming from %r at %s", str(ckpt.path), where)
     threads = torch.get_num_threads()
     if data.device.type == "cpu" and config.num_threads:
         # the networks and batches are small: extra intra-op threads only add synchronisation, and
         # oversubscribed cores (another process running) slow multi-threaded torch down many times
         torch.set_num_threads(config.num_threads)
     try:
-        for phase in PHASES:
+        for i, phase in enumerate(PHASES):
+            if i < first_phase:
+                continue
             n = int(config.epochs.get(phase, 0))
             if phase == "score" and config.sigma <= 0:
                 n = 0
-            history[phase] = trainer.run_phase_timed(phase, n, progress)
+            on_epoch = None
+            if ckpt is not None:
+
+                def on_epoch(state, i=i):
+                    _save(ckpt, trainer, i, state, history)
+
+            history[phase] = trainer.run_phase_timed(phase, n, progress, saved if i == first_phase else None, on_epoch)
+            if ckpt is not None:
+                _save(ckpt, trainer, i + 1, None, history)
     finally:
         torch.set_num_threads(threads)
     return nets, history
+
+
+def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict | None, history: dict) -> None:
+    """Write a checkpoint.
+
+    It holds the networks, the random generator, the finished phases' history and, mid-phase, the
+    phase's optimiser, scheduler, EMA weights and best state (``phase_state``).
+    """
+    ckpt.save(
+        {
+            "phase": phase,
+            "phase_state": phase_state,
+            "history": history,
+            "nets": trainer.nets.state_dict(),
+            "generator": trainer.gen.get_state(),
+        }
+    )
 
 
 def _assign(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:

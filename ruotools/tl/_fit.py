@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,6 +14,8 @@ from .._keys import Keys, basis_from_rep, outputs
 from .._settings import settings
 from ..core.config import PHASES, TrainConfig
 from ..core.data import Snapshots, Standardizer
+from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
+from ..core.networks import RUOTNetworks
 from ..core.train import fit
 from ..model import RUOTModel
 
@@ -42,6 +45,9 @@ def fit_ruot(
     key_added: str = "ruot",
     show_progress_bar: bool = True,
     checkpoint_dir: str | None = None,
+    resume: bool = False,
+    strategy: str = "single",
+    devices: int | None = None,
     train_kwargs: Mapping | None = None,
 ) -> RUOTModel:
     """Fit regularized unbalanced optimal transport dynamics to time-course snapshots.
@@ -54,13 +60,20 @@ def fit_ruot(
     Parameters
     ----------
     adata
-        Annotated data matrix. Read: ``obs[time_key]`` and the representation.
+        Annotated data matrix. Read: ``obs[time_key]`` and the representation. A view
+        (``adata[mask]``) is made an actual AnnData before the outputs are written (with a
+        ``UserWarning``, as scanpy does; the AnnData it was taken from is not modified). A backed
+        AnnData (``read_h5ad(path, backed="r")``) works: the outputs are stored in memory, the file
+        is not written; a *view* of a backed AnnData is rejected (load it with ``.to_memory()``).
+        Duplicate ``obs_names`` give a warning only: cells are matched by position.
     time_key
         ``obs`` column with each cell's time point: numeric, or categorical/strings holding numbers
-        (``"2"``, ``2.0``). Uneven spacing is honoured. The column is never modified.
+        (``"2"``, ``2.0``). Uneven spacing is honoured. The column is never modified. At least two
+        time points with at least ``MIN_CELLS_PER_TIME`` (2) valid cells each are needed.
     use_rep
         ``obsm`` key of the representation, or ``"X"``; ``None`` picks ``obsm['X_pca']`` if present,
-        else ``.X`` when it has at most 50 columns.
+        else ``.X`` when it has at most 50 columns. Dense, sparse or backed; any real dtype (integer,
+        float16, float32, float64). Only the columns used are densified.
     n_dims
         Use only the first ``n_dims`` columns of the representation.
     sigma
@@ -101,7 +114,26 @@ def fit_ruot(
     show_progress_bar
         One progress bar per phase (terminal or Jupyter).
     checkpoint_dir
-        Directory where the fitted model is saved (``RUOTModel.save``) after training.
+        Directory for the training state, written after every epoch (networks, optimiser, scheduler,
+        random generator, EMA weights, best state, history; one file, replaced atomically), and for
+        the fitted model (``RUOTModel.save``) at the end.
+    resume
+        Continue an interrupted fit from the training state in ``checkpoint_dir`` (call again with
+        the same data and arguments). On CPU the result is bit-for-bit that of an uninterrupted
+        fit. Starts from the beginning when the directory holds no state; a state written by a
+        fit with other data or settings raises ``ValueError``.
+    strategy
+        ``"single"`` (one process) or ``"ddp"``: data-parallel training on ``torch.distributed``.
+        Each process draws its own mini-batches of ``batch_size / devices`` cells per time point
+        (the total per step is ``batch_size``), ``DistributedDataParallel`` averages the gradients,
+        and all processes end with identical weights; gloo on CPU, NCCL on GPUs. Called in a plain
+        Python session, ``fit_ruot`` starts ``devices`` local worker processes and writes the outputs
+        itself. Called in a script started by ``torchrun`` (one or several nodes, e.g. under SLURM),
+        every rank runs the script, trains its share, and only rank 0 writes the outputs to its
+        ``adata`` (the others return the same model and leave their ``adata`` unchanged).
+    devices
+        Processes for ``strategy="ddp"``: default all visible GPUs with CUDA, 2 on CPU; under
+        ``torchrun``, the job's ``WORLD_SIZE``.
     train_kwargs
         Further fields of :class:`ruotools.core.TrainConfig`, e.g. ``{"lambda_fp": 1.0}`` to add the
         Fokker–Planck residual and ``{"lambda_init": 0.1}`` the initial-density term to the joint
@@ -119,6 +151,19 @@ def fit_ruot(
         points, history and the model; ``uns['ruot_velocity_params']``. Cells with NaN time or
         coordinates are not used and get NaN.
 
+    Raises
+    ------
+    KeyError
+        ``time_key`` or ``use_rep`` is not in ``adata`` (or no default representation exists), or
+        ``relative_mass`` lacks a time point.
+    TypeError
+        Non-numeric time points or representation, or an argument of the wrong type.
+    ValueError
+        Fewer than two time points, a time point with fewer than ``MIN_CELLS_PER_TIME`` valid cells,
+        no cell with finite coordinates, a zero-variance representation, ``n_dims`` larger than the
+        representation, a negative ``sigma``, an unknown ``accelerator``, or another invalid value.
+        Every check runs before training, and a failed call leaves ``adata`` unchanged.
+
     Examples
     --------
     >>> import ruotools as rt
@@ -128,19 +173,25 @@ def fit_ruot(
     (3031, 2)
     """
     start = time.perf_counter()
+    # every check runs before training, and nothing is written before the end: a failed call leaves adata unchanged
     keys = Keys(_check_key(key_added))
+    val.check_anndata(adata)
     x, use_rep, full_x = val.resolve_rep(adata, use_rep, n_dims)
     t = val.resolve_time(adata, time_key)
     val.check_sigma(sigma)
+    if resume and checkpoint_dir is None:
+        raise ValueError("`resume=True` needs the `checkpoint_dir` of the interrupted fit.")
+    alpha = val.check_nonnegative(alpha, "alpha")
+    train_size = val.check_fraction(train_size, "train_size")
+    random_state = val.check_seed(random_state)
     torch_device = val.resolve_device(accelerator, device)
-    if not 0 < train_size <= 1:
-        raise ValueError(f"`train_size` must be in (0, 1], got {train_size!r}.")
+    launched = strategy == "ddp" and launched_by_torchrun()
+    n_processes = val.check_strategy(strategy, devices, torch_device, checkpoint_dir, launched)
 
-    valid = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
+    valid = val.valid_cells(x, t, use_rep, time_key)
     n_excluded = int((~valid).sum())
-    if n_excluded == len(valid):
-        raise ValueError("Every cell has a NaN time or non-finite coordinates; nothing to fit.")
     times, counts = val.check_time_points(t[valid], time_key)
+    val.check_variance(x[valid], use_rep)
     masses = val.check_relative_mass(relative_mass, times, counts)
     if n_excluded:
         logg.warning(f"{n_excluded} cell(s) with NaN time or non-finite coordinates are excluded and get NaN outputs.")
@@ -171,7 +222,14 @@ def fit_ruot(
         f"fitting RUOT on {valid.sum()} cells × {x.shape[1]} dims of {use_rep!r}, {len(times)} time points, "
         f"device {torch_device}"
     )
-    nets, history = fit(data, config, progress=_progress_factory(show_progress_bar))
+    progress = _progress_factory(show_progress_bar)
+    write = True
+    if strategy == "single":
+        nets, history = fit(data, config, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
+    else:
+        nets, history, write = _fit_data_parallel(
+            data, config, progress, n_processes, launched, torch_device, train_size, random_state
+        )
     model = RUOTModel(
         nets,
         config,
@@ -184,11 +242,17 @@ def fit_ruot(
     )
     if checkpoint_dir is not None:
         model.save(checkpoint_dir, overwrite=True)
+    if not write:
+        return model
 
     values = cell_outputs(model, x, t, valid)
     slots = outputs(keys, use_rep, full_x)
     uns = {
-        "params": _params(config, model, time_key, use_rep, n_dims, relative_mass is not None, torch_device),
+        "params": {
+            **_params(config, model, time_key, use_rep, n_dims, relative_mass is not None, torch_device),
+            "strategy": strategy,
+            "n_processes": int(n_processes),
+        },
         "time_points": times,
         "use_rep": use_rep,
         "history": history,
@@ -196,6 +260,14 @@ def fit_ruot(
         "version": _version(),
     }
     # everything is computed: write it all at once so a failure above leaves adata unchanged
+    if adata.is_view:  # like scanpy: make the view an actual AnnData (its parent is not modified)
+        warnings.warn(
+            "Received a view of an AnnData; making it an actual AnnData to store the results "
+            "(the AnnData it was taken from is not modified).",
+            UserWarning,
+            stacklevel=2,
+        )
+        adata._init_as_actual(adata.copy())
     for name, (attr, key) in slots.items():
         getattr(adata, attr)[key] = values[name]
         logg.info(f"    added `adata.{attr}['{key}']`")
@@ -226,13 +298,43 @@ def cell_outputs(model: RUOTModel, x: np.ndarray, t: np.ndarray, valid: np.ndarr
     return out
 
 
+def _fit_data_parallel(data, config, progress, n_processes, launched, device, train_size, random_state):
+    """Train with ``n_processes`` data-parallel ranks; return ``(nets, history, write_outputs)``."""
+    xs = [x.cpu().numpy() for x in data.all]
+    args = {"device_type": device.type, "train_size": train_size, "random_state": random_state}
+    if launched:
+        nets, history, rank, checksums = fit_in_launched_job(
+            xs, data.times, data.masses, config, progress=progress, **args
+        )
+        write = rank == 0
+        if not write:
+            logg.info(f"rank {rank}: training done; rank 0 writes the outputs")
+    else:
+        logg.info(f"starting {n_processes} data-parallel training processes ({device.type})")
+        state, history, checksums = fit_spawned(xs, data.times, data.masses, config, n_processes=n_processes, **args)
+        nets = RUOTNetworks(
+            data.dim,
+            config.hidden_dim,
+            config.n_layers,
+            growth=config.growth,
+            sigma=config.sigma,
+            score_gain=config.score_gain,
+        )
+        nets.load_state_dict(state)
+        nets, write = nets.to(device), True
+    if len(set(checksums)) != 1:  # DDP keeps the ranks in step; this would be a bug, never a user error
+        raise RuntimeError(f"The data-parallel ranks ended with different weights (checksums {checksums}).")
+    return nets, history, write
+
+
 def _check_key(key_added) -> str:
     if not isinstance(key_added, str) or not key_added:
         raise TypeError(f"`key_added` must be a non-empty string, got {key_added!r}.")
     return key_added
 
 
-def _per_phase(value, default: dict, name: str, cast) -> dict:
+def _per_phase(value, default: dict, name: str, check) -> dict:
+    """One value per phase from a scalar or a dict; ``check(value, label)`` validates and converts each."""
     out = dict(default)
     if value is None:
         return out
@@ -240,9 +342,9 @@ def _per_phase(value, default: dict, name: str, cast) -> dict:
         unknown = set(value) - set(PHASES)
         if unknown:
             raise ValueError(f"`{name}` has unknown phase(s) {sorted(unknown)}; accepted: {list(PHASES)}.")
-        out.update({k: cast(v) for k, v in value.items()})
+        out.update({k: check(v, f"{name}['{k}']") for k, v in value.items()})
         return out
-    return {k: cast(value) for k in PHASES}
+    return {k: check(value, name) for k in PHASES}
 
 
 def _config(
@@ -256,17 +358,16 @@ def _config(
             raise ValueError(f"`train_kwargs` key {name!r} is not accepted; use one of {allowed}.")
         setattr(cfg, name, value)
     cfg.sigma = DEFAULT_SIGMA_INTERNAL if sigma is None else st.sigma_to_internal(float(sigma))
-    cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", int)
+    cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", val.check_count)
     if lr is not None and not isinstance(lr, Mapping):
+        lr = val.check_positive(lr, "lr")
         lr = {"pretrain": lr, "refine": lr, "score": lr, "joint": 0.1 * lr}
-    cfg.lr = _per_phase(lr, cfg.lr, "lr", float)
+    cfg.lr = _per_phase(lr, cfg.lr, "lr", val.check_positive)
     for name, value in {"hidden_dim": hidden_dim, "n_layers": n_layers, "batch_size": batch_size}.items():
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
             setattr(cfg, name, int(value))
-    if any(v < 0 for v in cfg.epochs.values()):
-        raise ValueError(f"`max_epochs` must be ≥ 0, got {cfg.epochs}.")
     return cfg
 
 
