@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._load import _load
+from ._synthetic import synthetic_branching
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["gaussian_mixture", "mouse_hematopoiesis", "simulated_gene"]
+__all__ = ["gaussian_mixture", "mouse_hematopoiesis", "simulated_gene", "synthetic_branching"]
 
 
 def simulated_gene() -> AnnData:
@@ -29,8 +30,9 @@ def simulated_gene() -> AnnData:
 
     Returns
     -------
-    AnnData of shape ``(3031, 2)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
-    ``uns['dataset']`` a description of the data.
+    anndata.AnnData
+        Shape ``(3031, 2)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
+        ``uns['dataset']`` a description of the data.
 
     Examples
     --------
@@ -54,8 +56,9 @@ def mouse_hematopoiesis() -> AnnData:
 
     Returns
     -------
-    AnnData of shape ``(10998, 2)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
-    ``uns['dataset']`` a description of the data.
+    anndata.AnnData
+        Shape ``(10998, 2)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
+        ``uns['dataset']`` a description of the data.
 
     Examples
     --------
@@ -85,8 +88,9 @@ def gaussian_mixture(n_dims: int = 20) -> AnnData:
 
     Returns
     -------
-    AnnData of shape ``(1900, n_dims)``: ``.X`` the coordinates (float32), ``obs['time']``
-    (float64), ``uns['dataset']`` a description of the data.
+    anndata.AnnData
+        Shape ``(1900, n_dims)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
+        ``uns['dataset']`` a description of the data.
 
     Raises
     ------

@@ -1,0 +1,133 @@
+"""Data-parallel training on torch.distributed (gloo, 2 CPU processes): identical weights on every rank,
+outputs written once, results close to a single-process fit with the same total batch and seed."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import ruotools as rt
+from ruotools.core.config import TrainConfig
+from ruotools.core.data import Snapshots
+from ruotools.core.distributed import fit_spawned
+from ruotools.core.train import fit
+
+BUDGET = {"pretrain": 6, "refine": 1, "score": 2, "joint": 2}
+
+
+def _toy():
+    rng = np.random.default_rng(0)
+    xs = [(rng.normal(size=(200, 2)) * 0.3 + [k, 0.5 * k]).astype(np.float32) for k in range(3)]
+    return xs, [0.0, 1.0, 2.0], [1.0, 1.3, 1.6]
+
+
+def test_spawned_ranks_hold_identical_weights_close_to_single_process():
+    xs, times, masses = _toy()
+    cfg = TrainConfig(epochs=dict(BUDGET), hidden_dim=16, batch_size=64, steps_per_epoch=3, show_progress_bar=False)
+    state, hist, checksums = fit_spawned(
+        xs, times, masses, cfg, n_processes=2, device_type="cpu", train_size=0.9, random_state=0
+    )
+    assert len(checksums) == 2
+    assert checksums[0] == checksums[1]
+    nets, single = fit(Snapshots(xs, times, masses), cfg)
+    assert set(state) == set(nets.state_dict())
+    # same total batch (2 × 32 vs 64), same seed, different mini-batches: the validation curves agree closely
+    for phase in ("pretrain", "joint"):
+        np.testing.assert_allclose(hist[phase]["val"], single[phase]["val"], rtol=0.05)
+    assert hist["pretrain"]["val"][-1] < hist["pretrain"]["val"][0]
+
+
+def test_fit_ruot_ddp_writes_outputs_like_single_process(tiny_fit_kwargs):
+    kwargs = {**tiny_fit_kwargs, "max_epochs": dict(BUDGET)}
+    ddp = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(ddp, "time", strategy="ddp", devices=2, **kwargs)
+    single = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(single, "time", **kwargs)
+
+    params = ddp.uns["ruot"]["params"]
+    assert (params["strategy"], params["n_processes"], params["batch_size"]) == ("ddp", 2, 64)
+    assert np.isfinite(ddp.layers["ruot_velocity"]).all()
+    w_ddp = rt.tl.evaluate(ddp, random_state=0)["W1"].to_numpy()
+    w_single = rt.tl.evaluate(single, random_state=0)["W1"].to_numpy()
+    np.testing.assert_allclose(w_ddp, w_single, rtol=0.3)
+    # the reloaded model is the one the ranks trained
+    model = rt.RUOTModel.from_adata(ddp)
+    np.testing.assert_allclose(
+        model.velocity(np.asarray(ddp.X), ddp.obs["time"].to_numpy()), ddp.layers["ruot_velocity"], atol=1e-5
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, os, sys
+    import torch
+    torch.set_num_threads(1)
+    import ruotools as rt
+    adata = rt.datasets.simulated_gene()
+    before = set(adata.uns) | set(adata.layers) | set(adata.obs.columns)
+    model = rt.tl.fit_ruot(adata, "time", strategy="ddp", **eval(sys.argv[2]))
+    after = set(adata.uns) | set(adata.layers) | set(adata.obs.columns)
+    h = hashlib.sha256()
+    for k, v in sorted(model.nets.state_dict().items()):
+        h.update(v.numpy().tobytes())
+    rank = int(os.environ["RANK"])
+    with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+        json.dump({"written": sorted(after - before), "checksum": h.hexdigest()}, f)
+    """
+)
+
+
+def test_torchrun_job_trains_on_every_rank_and_rank0_writes(tmp_path, tiny_fit_kwargs):
+    script = tmp_path / "fit.py"
+    script.write_text(_SCRIPT)
+    kwargs = {**tiny_fit_kwargs, "max_epochs": {"pretrain": 2, "refine": 1, "score": 1, "joint": 1}}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path), repr(kwargs)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert {"ruot", "ruot_velocity", "ruot_growth_rate"} <= set(ranks[0]["written"])
+    assert ranks[1]["written"] == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "fsdp"}, r"`strategy` must be one of \['single', 'ddp'\], got 'fsdp'"),
+        ({"devices": 2}, r"`devices=2` needs `strategy='ddp'`"),
+        ({"strategy": "ddp", "devices": 0}, r"`devices` must be a positive integer or None, got 0"),
+        ({"strategy": "ddp", "checkpoint_dir": "ckpt"}, r"`checkpoint_dir` is not supported with `strategy='ddp'`"),
+    ],
+)
+def test_strategy_errors(kwargs, message, tiny_fit_kwargs):
+    adata = rt.datasets.simulated_gene()
+    with pytest.raises(ValueError, match=message):
+        rt.tl.fit_ruot(adata, "time", **{**tiny_fit_kwargs, **kwargs})
+    assert "ruot" not in adata.uns
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="checks the error shown with fewer than 2 GPUs")
+@pytest.mark.gpu
+def test_ddp_on_more_gpus_than_visible(tiny_fit_kwargs):
+    adata = rt.datasets.simulated_gene()
+    kwargs = {**tiny_fit_kwargs, "accelerator": "cuda"}
+    with pytest.raises(ValueError, match="only 1 CUDA device"):
+        rt.tl.fit_ruot(adata, "time", strategy="ddp", devices=2, **kwargs)
