@@ -44,7 +44,7 @@ def _trajectory_lines(ax) -> LineCollection:
 
 def _surface_vertices(ax) -> np.ndarray:
     """3-D vertices (n_faces, n_vertices, 3) of the ``plot_surface`` collection of ``ax``; NaN marks the
-    padding of faces with fewer vertices (polygons cut at the cap)."""
+    padding of ragged faces."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     (poly,) = [c for c in ax.collections if isinstance(c, Poly3DCollection)]

@@ -66,8 +66,8 @@ def landscape(
     U is a log-density defined up to a constant: valleys (low U) are where cells are dense. Far from the
     cells U rises steeply; ``zmax="auto"`` caps what is drawn at the highest value of U under the cells
     (99th percentile) plus half the range of U below it, the same cap on every panel, so the valleys are
-    not flattened by the walls. Above the cap, contours are drawn in the top colour and the surface is cut
-    off.
+    not flattened by the walls. Above the cap, contours are drawn in the top colour and the surface is a
+    flat plateau.
 
     Each panel shows the cells observed at the panel's time (all cells for a pooled map, or a time
     without observations). On the surface a cell sits at the surface's height at its position
@@ -163,7 +163,7 @@ def landscape(
     panels = _panels(land, u.fit_times(adata, fit), time)
 
     cap = _cap(panels, b.coords, gx, gy, zmax)
-    shown = [_capped(p.potential, cap, cut=kind == "surface") for p in panels]
+    shown = [_capped(p.potential, cap) for p in panels]
     lo = min(float(np.nanmin(s)) for s in shown)
     hi = max(float(np.nanmax(s)) for s in shown)
     norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
@@ -228,11 +228,11 @@ def _panels(land: Mapping, t_cells: np.ndarray, time) -> list[_Panel]:
     return out
 
 
-def _capped(z: np.ndarray, cap: float | None, *, cut: bool) -> np.ndarray:
-    """``z`` with values above ``cap`` set to ``cap`` (contours) or removed (NaN: a surface ends there)."""
+def _capped(z: np.ndarray, cap: float | None) -> np.ndarray:
+    """``z`` with values above ``cap`` set to ``cap`` (a flat plateau: cut walls look ragged on a surface)."""
     if cap is None:
         return z
-    return np.where(z > cap, np.nan if cut else cap, z)
+    return np.where(z > cap, cap, z)
 
 
 def _interpolate(z: np.ndarray, gx: np.ndarray, gy: np.ndarray, xy: np.ndarray) -> np.ndarray:
