@@ -17,6 +17,14 @@ class Settings:
         ``"warning"``, ``"info"`` (default) or ``"debug"``: what the ``ruotools`` logger prints.
     chunk_size
         Cells per chunk when writing per-cell outputs; bounds memory at any number of cells.
+
+    Examples
+    --------
+    >>> import ruotools as rt
+    >>> rt.settings.verbosity = "warning"  # only warnings from now on
+    >>> rt.settings.verbosity
+    'warning'
+    >>> rt.settings.verbosity = "info"
     """
 
     _levels: ClassVar[dict[str, int]] = {

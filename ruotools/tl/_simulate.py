@@ -25,6 +25,12 @@ class Trajectories:
         Log-masses (T, N); ``exp`` sums to the predicted population size relative to the start.
     start_obs
         ``obs_names`` of the cells the particles started from (N,).
+
+    Examples
+    --------
+    >>> traj = rt.tl.simulate(adata)  # doctest: +SKIP
+    >>> traj.positions.shape  # (times, particles, dims)  # doctest: +SKIP
+    >>> traj.total_mass[-1]  # predicted population size at the end, relative to the start  # doctest: +SKIP
     """
 
     times: np.ndarray

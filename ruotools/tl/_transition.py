@@ -41,7 +41,7 @@ def velocity_transition_matrix(
     n_neighbors
         Neighbours per cell (capped at the number of valid cells minus one).
     softmax_scale
-        λ, the inverse temperature of the softmax; ``None`` uses 1 / median |c_ij|, CellRank's
+        λ, the inverse temperature of the softmax; ``None`` uses 1 / median ``|c_ij|``, CellRank's
         estimate.
     chunk_size
         Cells processed at once.
