@@ -1,0 +1,63 @@
+"""The core on a CUDA device (skipped without one): same results as on CPU, tensors stay on the device."""
+
+import numpy as np
+import pytest
+import torch
+
+import ruotools as rt
+from ruotools.core.dynamics import integrate
+from ruotools.core.networks import RUOTNetworks
+from ruotools.core.ot import ot_loss
+
+pytestmark = pytest.mark.gpu
+
+
+def test_integrate_on_cuda_matches_cpu():
+    torch.manual_seed(0)
+    nets = RUOTNetworks(3, 16, 2, sigma=0.1)
+    x0 = torch.randn(64, 3)
+    ell0 = torch.full((64,), -np.log(64.0))
+    kwargs = {"steps_per_unit": 4, "stochastic": False, "sigma": 0.1, "alpha": 1.0, "with_action": True}
+    cpu = integrate(nets, x0, ell0, [0.0, 1.0, 2.0], **kwargs)
+    gpu = integrate(nets.cuda(), x0.cuda(), ell0.cuda(), [0.0, 1.0, 2.0], **kwargs)
+    for key in ("x", "log_mass", "action"):
+        for a, b in zip(cpu[key], gpu[key], strict=True):
+            assert b.is_cuda
+            np.testing.assert_allclose(b.cpu().numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("emd_max", [3000, 10])  # exact plan (host) and Sinkhorn (on the device)
+def test_ot_loss_gradient_on_cuda(emd_max):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 4, generator=g).cuda().requires_grad_(True)
+    y = torch.randn(120, 4, generator=g).cuda() + 0.5
+    w = torch.rand(100, generator=g).cuda().requires_grad_(True)
+    loss = ot_loss(x, y, w, emd_max=emd_max, epsilon=0.01)
+    loss.backward()
+    assert loss.is_cuda
+    assert x.grad.is_cuda
+    assert w.grad.is_cuda
+    assert torch.isfinite(x.grad).all()
+    assert torch.isfinite(w.grad).all()
+
+
+def test_fit_on_cuda(tiny_fit_kwargs):
+    kwargs = {**tiny_fit_kwargs, "accelerator": "cuda"}
+    gpu = rt.datasets.simulated_gene()
+    model = rt.tl.fit_ruot(gpu, "time", **kwargs)
+    assert next(model.nets.parameters()).is_cuda
+    assert gpu.uns["ruot"]["params"]["device"].startswith("cuda")
+    assert np.isfinite(gpu.layers["ruot_velocity"]).all()
+    cpu = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(cpu, "time", **tiny_fit_kwargs)
+    # different kernels, same training: the accuracy agrees (not the bits)
+    w_gpu = rt.tl.evaluate(gpu, random_state=0)["W1"].to_numpy()
+    w_cpu = rt.tl.evaluate(cpu, random_state=0)["W1"].to_numpy()
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=0.3)
+
+
+def test_ddp_with_nccl_on_one_gpu(tiny_fit_kwargs):
+    adata = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(adata, "time", strategy="ddp", devices=1, **{**tiny_fit_kwargs, "accelerator": "cuda"})
+    assert adata.uns["ruot"]["params"]["n_processes"] == 1
+    assert np.isfinite(adata.obs["ruot_growth_rate"]).all()
