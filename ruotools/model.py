@@ -242,14 +242,7 @@ class RUOTModel:
         # models saved before the score gain existed (ruotools 0.1.0 up to this field) used gain 1
         cfg_d.setdefault("score_gain", 1.0)
         config = TrainConfig(**cfg_d)
-        nets = RUOTNetworks(
-            int(payload["dim"]),
-            config.hidden_dim,
-            config.n_layers,
-            growth=config.growth,
-            sigma=config.sigma,
-            score_gain=config.score_gain,
-        )
+        nets = RUOTNetworks.from_config(int(payload["dim"]), config)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}
         nets.load_state_dict(state)
         return cls(

@@ -134,6 +134,18 @@ class RUOTNetworks(nn.Module):
             # start from zero growth: the balanced solution is the natural initial guess
             self.flow_net.head_parameters_zero_(self.GROWTH_HEAD)
 
+    @classmethod
+    def from_config(cls, dim: int, config) -> RUOTNetworks:
+        """Networks of the sizes, noise level and score gain of a :class:`~ruotools.core.TrainConfig`."""
+        return cls(
+            dim,
+            config.hidden_dim,
+            config.n_layers,
+            growth=config.growth,
+            sigma=config.sigma,
+            score_gain=config.score_gain,
+        )
+
     def fields(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity (n, d) and growth rate (n,) in one pass.
 

@@ -312,14 +312,7 @@ def _fit_data_parallel(data, config, progress, n_processes, launched, device, tr
     else:
         logg.info(f"starting {n_processes} data-parallel training processes ({device.type})")
         state, history, checksums = fit_spawned(xs, data.times, data.masses, config, n_processes=n_processes, **args)
-        nets = RUOTNetworks(
-            data.dim,
-            config.hidden_dim,
-            config.n_layers,
-            growth=config.growth,
-            sigma=config.sigma,
-            score_gain=config.score_gain,
-        )
+        nets = RUOTNetworks.from_config(data.dim, config)
         nets.load_state_dict(state)
         nets, write = nets.to(device), True
     if len(set(checksums)) != 1:  # DDP keeps the ranks in step; this would be a bug, never a user error
