@@ -17,6 +17,7 @@ _GROWTH_LABEL = "growth rate g (log-mass per unit time)"
 _POTENTIAL_LABEL = "potential U = −log ρ"
 
 
+@u.doc_params
 def growth(
     adata,
     *,
@@ -68,18 +69,10 @@ def growth(
         Key of the fit.
     title : str, sequence of str or None
         Panel titles (default: the group of each panel); one string above several panels is the figure title.
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes or sequence of Axes, optional
         Draw into these axes, one per panel.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------
@@ -106,6 +99,7 @@ def growth(
     )  # fmt: skip
 
 
+@u.doc_params
 def potential(
     adata,
     *,
@@ -155,18 +149,10 @@ def potential(
         Key of the fit.
     title : str, sequence of str or None
         Panel titles; one string above several panels is the figure title.
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes or sequence of Axes, optional
         Draw into these axes, one per panel.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------

@@ -28,6 +28,7 @@ class _Panel:
     cells: np.ndarray  # boolean mask of the cells drawn on this panel
 
 
+@u.doc_params
 def landscape(
     adata,
     *,
@@ -115,18 +116,10 @@ def landscape(
         Key of the fit.
     title : str, sequence of str or None
         Panel titles (default: the time of each panel); one string above several panels is the figure title.
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes or sequence of Axes, optional
         Draw into these axes (3-D axes for a surface), one per panel.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------

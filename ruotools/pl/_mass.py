@@ -13,6 +13,7 @@ from ..get._trajectories import mass as _mass_table
 from . import _utils as u
 
 
+@u.doc_params
 def mass(
     adata,
     *,
@@ -54,18 +55,10 @@ def mass(
         Key of the fit.
     title : str or None
         Panel title (default "population size").
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes, optional
         Draw into these axes.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------

@@ -15,6 +15,7 @@ from . import _utils as u
 _INSTALL_HINT = "pip install 'ruotools[scvelo]'"
 
 
+@u.doc_params
 def velocity_stream(
     adata,
     *,
@@ -62,18 +63,10 @@ def velocity_stream(
         Key of the fit.
     title : str or None
         Panel title (default "velocity").
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes, optional
         Draw into these axes.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
     **kwargs
         Passed on to :func:`scvelo.pl.velocity_embedding_stream` (e.g. ``arrow_size``, ``linewidth``,
         ``smooth``, ``legend_loc``).

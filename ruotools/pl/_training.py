@@ -27,6 +27,7 @@ _METRIC_LABELS = {
 }
 
 
+@u.doc_params
 def history(
     adata,
     *,
@@ -68,18 +69,10 @@ def history(
     title : str, sequence of str or None
         Panel titles (default: the phase and why it stopped); one string above several panels is the
         figure title.
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes or sequence of Axes, optional
         Draw into these axes, one per phase.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------
@@ -150,6 +143,7 @@ def _phase_title(phase: str, stopped) -> str:
     return f"{phase} ({stopped.split(':')[0].replace('_', ' ').strip()})"
 
 
+@u.doc_params
 def metrics(
     adata,
     *,
@@ -186,18 +180,10 @@ def metrics(
         Key of the fit.
     title : str, sequence of str or None
         Panel titles (default: the metric); one string above several panels is the figure title.
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes or sequence of Axes, optional
         Draw into these axes, one per metric.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path.
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------

@@ -20,6 +20,7 @@ from . import _utils as u
 _WIDTH_FACTOR = (0.3, 3.0)
 
 
+@u.doc_params
 def trajectories(
     adata,
     *,
@@ -101,18 +102,10 @@ def trajectories(
         Key of the fit.
     title : str or None
         Panel title (default "simulated trajectories").
-    figsize : tuple of float, optional
-        Figure size in inches.
-    dpi : float, optional
-        Figure resolution.
+    {figure_params}
     ax : matplotlib.axes.Axes, optional
         Draw into these axes instead of a new figure.
-    show : bool or None
-        Show the figure; ``None`` shows it unless ``ax`` is given.
-    save : str or pathlib.Path, optional
-        Write the figure to this path (format from the suffix, e.g. ``.png``, ``.pdf``).
-    return_fig : bool
-        Return the figure.
+    {show_params}
 
     Returns
     -------

@@ -8,6 +8,7 @@ Everything here reads ``adata`` only; nothing is written to it.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,31 @@ PANEL_SIZE = (4.4, 3.8)
 
 #: Component names of the usual embeddings (scanpy's axis labels).
 _COMPONENT_NAMES = {"pca": "PC", "umap": "UMAP", "tsne": "tSNE", "diffmap": "DC", "phate": "PHATE", "spring": "SPRING"}
+
+
+# --------------------------------------------------------------------------- shared docstrings
+
+_DOC_PARAMS = {
+    "figure_params": """figsize : tuple of float, optional
+    Figure size in inches.
+dpi : float, optional
+    Figure resolution.""",
+    "show_params": """show : bool or None
+    Show the figure; ``None`` shows it unless ``ax`` is given.
+save : str or pathlib.Path, optional
+    Write the figure to this path (format from the suffix, e.g. ``.png``, ``.pdf``).
+return_fig : bool
+    Return the figure.""",
+}
+
+
+def doc_params(func):
+    """Fill the ``{figure_params}`` and ``{show_params}`` lines of a plot's docstring (scanpy's keywords)."""
+    doc = func.__doc__
+    for key, text in _DOC_PARAMS.items():
+        doc = doc.replace("    {" + key + "}", textwrap.indent(text, "    "))
+    func.__doc__ = doc
+    return func
 
 
 # --------------------------------------------------------------------------- fit and basis
