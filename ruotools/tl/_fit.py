@@ -215,9 +215,7 @@ def fit_ruot(
     )
     xv, tv = x[valid], t[valid]
     xs = [st.x_to_internal(xv[tv == tk]).astype(np.float32) for tk in times]
-    data = Snapshots(
-        xs, st.t_to_internal(times), masses, train_size=train_size, random_state=random_state, device=torch_device
-    )
+    t_internal = [float(tk) for tk in st.t_to_internal(times)]
     logg.info(
         f"fitting RUOT on {valid.sum()} cells × {x.shape[1]} dims of {use_rep!r}, {len(times)} time points, "
         f"device {torch_device}"
@@ -225,10 +223,11 @@ def fit_ruot(
     progress = _progress_factory(show_progress_bar)
     write = True
     if strategy == "single":
+        data = Snapshots(xs, t_internal, masses, train_size=train_size, random_state=random_state, device=torch_device)
         nets, history = fit(data, config, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
-    else:
+    else:  # every rank builds its own Snapshots (same split) from the arrays
         nets, history, write = _fit_data_parallel(
-            data, config, progress, n_processes, launched, torch_device, train_size, random_state
+            xs, t_internal, masses, config, progress, n_processes, launched, torch_device, train_size, random_state
         )
     model = RUOTModel(
         nets,
@@ -298,21 +297,18 @@ def cell_outputs(model: RUOTModel, x: np.ndarray, t: np.ndarray, valid: np.ndarr
     return out
 
 
-def _fit_data_parallel(data, config, progress, n_processes, launched, device, train_size, random_state):
+def _fit_data_parallel(xs, times, masses, config, progress, n_processes, launched, device, train_size, random_state):
     """Train with ``n_processes`` data-parallel ranks; return ``(nets, history, write_outputs)``."""
-    xs = [x.cpu().numpy() for x in data.all]
     args = {"device_type": device.type, "train_size": train_size, "random_state": random_state}
     if launched:
-        nets, history, rank, checksums = fit_in_launched_job(
-            xs, data.times, data.masses, config, progress=progress, **args
-        )
+        nets, history, rank, checksums = fit_in_launched_job(xs, times, masses, config, progress=progress, **args)
         write = rank == 0
         if not write:
             logg.info(f"rank {rank}: training done; rank 0 writes the outputs")
     else:
         logg.info(f"starting {n_processes} data-parallel training processes ({device.type})")
-        state, history, checksums = fit_spawned(xs, data.times, data.masses, config, n_processes=n_processes, **args)
-        nets = RUOTNetworks.from_config(data.dim, config)
+        state, history, checksums = fit_spawned(xs, times, masses, config, n_processes=n_processes, **args)
+        nets = RUOTNetworks.from_config(xs[0].shape[1], config)
         nets.load_state_dict(state)
         nets, write = nets.to(device), True
     if len(set(checksums)) != 1:  # DDP keeps the ranks in step; this would be a bug, never a user error
