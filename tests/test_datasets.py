@@ -84,3 +84,36 @@ def test_h5ad_round_trip(tmp_path):
     assert list(back.obs_names) == list(adata.obs_names)
     assert list(back.var_names) == list(adata.var_names)
     assert dict(back.uns["dataset"]) == adata.uns["dataset"]
+
+
+def test_synthetic_branching_sizes_growth_and_seed():
+    import ruotools as rt
+
+    a = rt.datasets.synthetic_branching(n_cells=5000, n_dims=12, n_times=4, random_state=3)
+    assert a.shape == (5000, 12)
+    counts = a.obs["time"].value_counts().sort_index().to_numpy()
+    # counts follow the population size 0.5·e^{0.4t} + 0.5·e^{−0.2t} (largest remainders)
+    t = np.arange(4.0)
+    size = 0.5 * np.exp(0.4 * t) + 0.5 * np.exp(-0.2 * t)
+    np.testing.assert_allclose(counts, 5000 * size / size.sum(), atol=1)
+    share_a = (a.obs["branch"] == "A").groupby(a.obs["time"]).mean().to_numpy()
+    assert np.all(np.diff(share_a) > 0)  # the growing branch takes over
+    b = rt.datasets.synthetic_branching(n_cells=5000, n_dims=12, n_times=4, random_state=3)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert not np.array_equal(a.X, rt.datasets.synthetic_branching(5000, 12, 4, random_state=4).X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"n_dims": 1}, ValueError, r"`n_dims` must be an integer ≥ 2, got 1"),
+        ({"n_times": 2.0}, TypeError, r"`n_times` must be an integer, got float 2.0"),
+        ({"n_cells": 5, "n_times": 3}, ValueError, r"`n_cells` must be an integer ≥ 6, got 5"),
+        ({"noise": -1.0}, ValueError, r"`noise` must be a finite number ≥ 0"),
+    ],
+)
+def test_synthetic_branching_errors(kwargs, error, message):
+    import ruotools as rt
+
+    with pytest.raises(error, match=message):
+        rt.datasets.synthetic_branching(**kwargs)

@@ -140,6 +140,8 @@ def fit_in_launched_job(
         device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
         torch.cuda.set_device(device)
     data = Snapshots(xs, times, masses, train_size=train_size, random_state=random_state, device=device)
+    # one progress bar for the job, on rank 0
+    progress = progress if rank == 0 else None
     nets, history = fit(data, per_rank_config(config, world_size), progress=progress, distributed=True)
     checksums = [None] * world_size
     dist.all_gather_object(checksums, weights_checksum(nets))

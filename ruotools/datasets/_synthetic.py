@@ -58,9 +58,11 @@ def synthetic_branching(
     """
     import anndata as ad
 
-    for name, value, low in (("n_cells", n_cells, 2 * n_times), ("n_dims", n_dims, 2), ("n_times", n_times, 2)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"`{name}` must be an integer ≥ {low}, got {value!r}.")
+    from .. import _validation as val
+
+    n_times = val.check_count(n_times, "n_times", minimum=2)
+    n_dims = val.check_count(n_dims, "n_dims", minimum=2)
+    n_cells = val.check_count(n_cells, "n_cells", minimum=2 * n_times)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"`noise` must be a finite number ≥ 0, got {noise!r}.")
     rng = np.random.default_rng(random_state)
