@@ -7,7 +7,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ruotools.core.ot import ot_loss, sinkhorn_log, sq_cost, transport_plan, wasserstein
+from ruotools.core.ot import ot_loss, ot_losses, sinkhorn_log, sq_cost, transport_plan, transport_plans, wasserstein
 
 
 def _weights(rng, n):
@@ -209,3 +209,26 @@ def test_ot_loss_gradient_in_weights_matches_finite_differences(clouds):
 
     fd = (w2sq(2 * a + h * direction) - w2sq(2 * a - h * direction)) / (2 * h)
     assert float((at.grad.numpy() * direction).sum()) == pytest.approx(fd, rel=1e-4, abs=1e-8)
+
+
+def test_plans_solved_concurrently_equal_plans_solved_one_by_one():
+    rng = np.random.default_rng(5)
+    problems = []
+    for n, m in ((60, 50), (80, 80), (30, 90), (70, 40)):
+        a = rng.random(n) + 0.1
+        problems.append(
+            (
+                torch.tensor(rng.normal(size=(n, 3))),
+                torch.tensor(rng.normal(size=(m, 3)) + 0.5),
+                torch.tensor(a / a.sum()),
+                torch.full((m,), 1.0 / m, dtype=torch.float64),
+            )
+        )
+    together = transport_plans(problems)
+    for (x, y, a, b), (plan, f) in zip(problems, together, strict=True):
+        plan1, f1 = transport_plan(x, y, a, b)
+        torch.testing.assert_close(plan, plan1, rtol=0, atol=0)
+        torch.testing.assert_close(f, f1, rtol=0, atol=0)
+    losses = ot_losses([(x, y, 3 * a) for x, y, a, _ in problems])
+    for (x, y, a, _), loss in zip(problems, losses, strict=True):
+        torch.testing.assert_close(loss, ot_loss(x, y, a), rtol=1e-12, atol=1e-12)

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import ot
 import torch
 
 logger = logging.getLogger("ruotools")
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for solving several plans at once (POT's network simplex releases the GIL)."""
+    global _POOL
+    if _POOL is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        _POOL = ThreadPoolExecutor(max_workers=max(1, cores or 1), thread_name_prefix="ruotools-ot")
+    return _POOL
 
 
 def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -99,6 +112,44 @@ def transport_plan(
         return sinkhorn_log(a / a.sum(), b / b.sum(), cost, epsilon)
 
 
+def transport_plans(
+    problems: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    emd_max: int = 3000,
+    epsilon: float = 0.01,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`transport_plan` of several ``(x, y, a, b)`` problems, solved concurrently.
+
+    The plans are independent, and both solvers spend their time outside the GIL, so the
+    problems of one training step (one per snapshot) run in parallel threads, one per core.
+    The results are those of solving them one after another.
+    """
+
+    def solve(problem):
+        return transport_plan(*problem, emd_max=emd_max, epsilon=epsilon)
+
+    if len(problems) <= 1:
+        return [solve(p) for p in problems]
+    return list(_pool().map(solve, problems))
+
+
+def ot_losses(
+    problems: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, emd_max: int = 3000, epsilon: float = 0.01
+) -> list[torch.Tensor]:
+    """:func:`ot_loss` of several ``(x, y, a)`` problems (uniform cell weights), plans solved concurrently."""
+    prepared = []
+    for x, y, a in problems:
+        b = torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)
+        prepared.append((x, y, a / a.sum(), b))
+    plans = transport_plans(prepared, emd_max=emd_max, epsilon=epsilon)
+    return [_plan_loss(x, y, a_norm, plan, f) for (x, y, a_norm, _), (plan, f) in zip(prepared, plans, strict=True)]
+
+
+def _plan_loss(x, y, a_norm, plan, f) -> torch.Tensor:
+    # value: the cost under the fixed plan (envelope theorem for x); weights: the dual potential
+    return (plan * sq_cost(x, y)).sum() + (f * (a_norm - a_norm.detach())).sum()
+
+
 def ot_loss(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -131,8 +182,7 @@ def ot_loss(
         b = torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)
     a_norm = a / a.sum()
     plan, f = transport_plan(x, y, a_norm, b, emd_max=emd_max, epsilon=epsilon)
-    value = (plan * sq_cost(x, y)).sum()
-    return value + (f * (a_norm - a_norm.detach())).sum()
+    return _plan_loss(x, y, a_norm, plan, f)
 
 
 def wasserstein(
