@@ -121,7 +121,12 @@ class RUOTModel:
         return 2.0 * self.nets.score(xi, ti) / sig**2 - self.n_dims * math.log(self.standardizer.x_scale)
 
     def potential(self, x, t):
-        """Landscape potential U = −log ρ(x, t) up to a constant (NaN for a deterministic model)."""
+        """Landscape potential U = −log ρ(x, t) (NaN for a deterministic model).
+
+        −log ρ is defined up to an additive constant at each time; the fit fixes it so that U has
+        the same mean over the cells of every time point (linear in between; models saved by
+        ruotools before this was added keep a free constant).
+        """
         xi, ti, is_torch = self._inputs(x, t)
         with torch.no_grad():
             u = -self._log_density(xi, ti)

@@ -283,3 +283,37 @@ def test_score_matching_loss_weights_are_normalised():
     l2 = score_matching_loss(nets, xa, xb, 0.0, 1.0, 0.1, 5 * w, torch.Generator().manual_seed(1))
     assert float(l1) == pytest.approx(float(l2), rel=1e-5)
     assert math.isfinite(float(l1))
+
+
+class _SmoothedBridgeScore(_BridgeScore):
+    """Exact (σ²/2)∇log p of a bridge pinned at 0 convolved with a Gaussian of width h(τ) = (1−τ)h_a + τh_b."""
+
+    def __init__(self, sigma, ha, hb):
+        super().__init__()
+        self.sigma, self.ha, self.hb = sigma, ha, hb
+
+    def score(self, x, t):
+        t = t.reshape(-1).to(x.dtype)
+        var = self.sigma**2 * t * (1 - t) + ((1 - t) * self.ha + t * self.hb) ** 2
+        return -(self.sigma**2) * (x * x).sum(1) / (4 * var)
+
+
+def test_smoothed_score_matching_is_zero_for_the_exact_smoothed_score():
+    n, d, sigma, ha, hb = 256, 3, 0.1, 0.3, 0.6
+    zeros = torch.zeros(n, d, dtype=torch.float64)
+    weights = torch.ones(n, dtype=torch.float64)
+    exact = _SmoothedBridgeScore(sigma, ha, hb)
+    loss = score_matching_loss(
+        exact, zeros, zeros, 0.0, 1.0, sigma, weights, torch.Generator().manual_seed(0), (ha, hb)
+    )
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-10)
+    # the same bandwidths given per pair (several intervals in one batch) give the same loss
+    per_pair = (torch.full((n,), ha, dtype=torch.float64), torch.full((n,), hb, dtype=torch.float64))
+    times = (torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64))
+    loss = score_matching_loss(exact, zeros, zeros, *times, sigma, weights, torch.Generator().manual_seed(0), per_pair)
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-10)
+    # the unsmoothed bridge score is wrong for smoothed targets: its gradient is far too steep
+    wrong = score_matching_loss(
+        _BridgeScore(), zeros, zeros, 0.0, 1.0, sigma, weights, torch.Generator().manual_seed(0), (ha, hb)
+    )
+    assert float(wrong.detach()) > 10

@@ -21,6 +21,13 @@ class TrainConfig:
     distribution and mass losses; ``refine`` freezes g and refines v on the distribution
     loss; ``score`` learns s by Schrödinger-bridge score matching; ``joint`` trains v, g
     and s together with stochastic particles.
+
+    Notable fields: ``local_fraction`` of the pre-training epochs push every snapshot to the
+    next one before whole trajectories are trained; ``score_smoothing`` scales the Gaussian
+    smoothing of the score phase's bridges (a multiple of each snapshot's Scott bandwidth; 0
+    gives the method's plain bridges, whose score carries no information about where cells
+    are dense when σ is small next to the cells' spacing); the bridges join cells of
+    consecutive snapshots paired by their exact OT plan (METHOD.md §4's OT pairing).
     """
 
     sigma: float = 0.05
@@ -28,9 +35,9 @@ class TrainConfig:
     alpha: float = 1.0
     hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 36, "refine": 2, "score": 20, "joint": 2})
+    epochs: dict = field(default_factory=lambda: {"pretrain": 40, "refine": 2, "score": 40, "joint": 2})
     steps_per_epoch: int = 10
-    local_fraction: float = 0.5
+    local_fraction: float = 0.6
     batch_size: int = 512
     lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4})
     lambda_ot: float = 1.0
@@ -41,6 +48,7 @@ class TrainConfig:
     lambda_fp: float = 0.0
     lambda_init: float = 0.0
     score_gain: float = 10.0
+    score_smoothing: float = 1.0
     steps_per_unit: int = 2
     sde_steps_per_unit: int = 10
     emd_max: int = 3000

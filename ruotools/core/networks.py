@@ -112,6 +112,8 @@ class RUOTNetworks(nn.Module):
     """
 
     GROWTH_HEAD = 1
+    #: Buffers of the growth offset c(t) and of the score's level, knot times and values (empty: none).
+    OFFSET_BUFFERS = ("growth_offset_times", "growth_offset_values", "score_level_times", "score_level_values")
 
     def __init__(
         self,
@@ -133,6 +135,8 @@ class RUOTNetworks(nn.Module):
         if growth:
             # start from zero growth: the balanced solution is the natural initial guess
             self.flow_net.head_parameters_zero_(self.GROWTH_HEAD)
+        for name in self.OFFSET_BUFFERS:
+            self.register_buffer(name, torch.zeros(0))
 
     @classmethod
     def from_config(cls, dim: int, config) -> RUOTNetworks:
@@ -154,8 +158,55 @@ class RUOTNetworks(nn.Module):
         are trained by the transport loss alone.
         """
         out = self.flow_net(x, t, detach_heads=(self.GROWTH_HEAD,) if self.has_growth else ())
-        g = out[self.GROWTH_HEAD][:, 0] if self.has_growth else x.new_zeros(x.shape[0])
+        if not self.has_growth:
+            return out[0], x.new_zeros(x.shape[0])
+        g = out[self.GROWTH_HEAD][:, 0]
+        if self.growth_offset_times.numel():
+            g = g + self.growth_offset(t, x)
         return out[0], g
+
+    def growth_offset(self, t, like: torch.Tensor) -> torch.Tensor:
+        """Return the time-only part c(t) of the growth rate, one value per row of ``like``.
+
+        c is piecewise linear between the snapshot times (constant outside them) and set by
+        :meth:`calibrate_total_mass`. Being the same for every cell, it scales all masses alike:
+        it moves the predicted population size and nothing else.
+        """
+        return _piecewise_linear(self.growth_offset_times, self.growth_offset_values, t, like)
+
+    @torch.no_grad()
+    def calibrate_total_mass(self, times, log_ratio) -> None:
+        """Add to c(t) the piecewise-linear offset that multiplies the mass at ``times[k]`` by ``exp(log_ratio[k-1])``.
+
+        The log-mass of every particle grows by ``∫c dt`` whatever its path, so after this call a
+        population that had total ``M_k`` at ``times[k]`` has ``M_k·exp(log_ratio[k-1])`` (exactly
+        for integrators that are exact on linear functions of time, such as RK4 and the
+        trapezoidal rule with steps ending at the snapshot times). Of the offsets that do this,
+        the one with the smallest values at the knots is added.
+
+        Parameters
+        ----------
+        times
+            The K + 1 snapshot times (internal units), increasing.
+        log_ratio
+            K wanted log-changes of the total mass at ``times[1:]``.
+        """
+        if not self.has_growth:
+            return
+        like = self.flow_net.w0
+        knots = torch.as_tensor(list(times), dtype=torch.float64)
+        dt = knots.diff()
+        # ∫c from times[0] to times[k] = Σ_j≤k dt_j (c_j−1 + c_j)/2 : a (K, K+1) matrix
+        a = torch.zeros(len(dt), len(knots), dtype=torch.float64)
+        for k in range(len(dt)):
+            a[k:, k] += 0.5 * dt[k]
+            a[k:, k + 1] += 0.5 * dt[k]
+        delta = torch.linalg.pinv(a) @ torch.as_tensor(list(log_ratio), dtype=torch.float64)
+        if self.growth_offset_times.numel() == 0:
+            self.growth_offset_times = knots.to(like)
+            self.growth_offset_values = delta.to(like)
+        else:
+            self.growth_offset_values += delta.to(like)
 
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """Velocity v(x, t), shape (n, d)."""
@@ -167,7 +218,25 @@ class RUOTNetworks(nn.Module):
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """Score potential s(x, t), shape (n,)."""
-        return self.score_scale * self.score_net(x, t)[0][:, 0]
+        s = self.score_scale * self.score_net(x, t)[0][:, 0]
+        if self.score_level_times.numel():
+            s = s - _piecewise_linear(self.score_level_times, self.score_level_values, t, x)
+        return s
+
+    @torch.no_grad()
+    def pin_score_level(self, times, cells: list[torch.Tensor]) -> None:
+        """Fix the free level of s: its mean over ``cells[k]`` at ``times[k]`` becomes zero at every k.
+
+        s is learnt through its gradient only, so its level is arbitrary at each time; pinned, the
+        landscapes of different times are comparable (between the knots the level is interpolated
+        linearly). Gradients, hence the dynamics, do not change.
+        """
+        like = self.flow_net.w0
+        values = [
+            self.score_scale * self.score_net(x, float(t))[0][:, 0].mean() for t, x in zip(times, cells, strict=True)
+        ]
+        self.score_level_times = torch.as_tensor(list(times), dtype=like.dtype, device=like.device)
+        self.score_level_values = torch.stack(values).to(like)
 
     def score_grad(self, x: torch.Tensor, t, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(s, ∇s)`` at ``x``; with ``create_graph`` the gradient is differentiable."""
@@ -177,6 +246,27 @@ class RUOTNetworks(nn.Module):
             s = self.score(x, t)
             (grad,) = torch.autograd.grad(s.sum(), x, create_graph=create_graph)
         return s, grad
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """:meth:`torch.nn.Module.load_state_dict`, also taking the growth offset's buffers at their stored size.
+
+        States saved before the offset existed load with no offset.
+        """
+        state = dict(state_dict)
+        like = self.flow_net.w0
+        for name in self.OFFSET_BUFFERS:
+            value = state.pop(name, None)
+            setattr(
+                self, name, torch.zeros(0, dtype=like.dtype, device=like.device) if value is None else value.to(like)
+            )
+        result = super().load_state_dict(state, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if k not in self.OFFSET_BUFFERS]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(
+                f"Error loading the state of RUOTNetworks: missing keys {missing}, "
+                f"unexpected keys {result.unexpected_keys}."
+            )
+        return result
 
     def init_growth(self, rate: float) -> None:
         """Start the growth head at the constant ``rate`` (output weights zero, bias ``rate``)."""
@@ -189,3 +279,14 @@ class RUOTNetworks(nn.Module):
         """Zero the growth head's gradients (phase ``refine`` keeps g fixed)."""
         if self.has_growth:
             self.flow_net.zero_head_grads(self.GROWTH_HEAD)
+
+
+def _piecewise_linear(knots: torch.Tensor, values: torch.Tensor, t, like: torch.Tensor) -> torch.Tensor:
+    """Interpolate ``values`` at ``knots`` linearly at time(s) ``t`` (constant outside), one per row of ``like``."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device).reshape(-1).expand(like.shape[0])
+    if len(knots) == 1:
+        return values[0].expand(like.shape[0])
+    right = torch.searchsorted(knots, t.detach().contiguous()).clamp(1, len(knots) - 1)
+    t0, t1 = knots[right - 1], knots[right]
+    frac = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
+    return values[right - 1] + frac * (values[right] - values[right - 1])

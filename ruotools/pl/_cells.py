@@ -122,9 +122,9 @@ def potential(
 ) -> Axes | list[Axes] | Figure | None:
     """Plot the cells coloured by their landscape potential U = −log ρ.
 
-    U is the potential of each cell at its own time, up to a constant per time: low values are
-    valleys, where cells are dense. The colour scale spans the values shown (or ``vmin``/``vmax``)
-    and is shared by all panels.
+    U is the potential of each cell at its own time (its free constant set so that each time point's
+    cells have the same mean): low values are valleys, where cells are dense. The colour scale spans
+    the values shown (or ``vmin``/``vmax``) and is shared by all panels.
 
     Parameters
     ----------

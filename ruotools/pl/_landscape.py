@@ -64,11 +64,11 @@ def landscape(
     or ``stream`` lines) and the cells on top. ``kind="surface"`` draws U as a shaded 3-D surface with
     the cells on it. One panel per stored time when the potential is (T, G, G), else one panel.
 
-    U is a log-density defined up to a constant: valleys (low U) are where cells are dense. Far from the
-    cells U rises steeply; ``zmax="auto"`` caps what is drawn at the highest value of U under the cells
-    (99th percentile) plus half the range of U below it, the same cap on every panel, so the valleys are
-    not flattened by the walls. Above the cap, contours are drawn in the top colour and the surface is a
-    flat plateau.
+    U is −log ρ with the same mean over the cells of every time point: valleys (low U) are where cells
+    are dense. Far from the cells U rises steeply; ``zmax="auto"`` caps what is drawn at the highest
+    value of U under the cells (99th percentile) plus half the range of U below it, the same cap on
+    every panel, so the valleys are not flattened by the walls. Above the cap, contours are drawn in
+    the top colour and the surface is a flat plateau.
 
     Each panel shows the cells observed at the panel's time (all cells for a pooled map, or a time
     without observations). On the surface a cell sits at the surface's height at its position

@@ -137,7 +137,9 @@ def fit_ruot(
     train_kwargs
         Further fields of :class:`ruotools.core.TrainConfig`, e.g. ``{"lambda_fp": 1.0}`` to add the
         Fokker–Planck residual and ``{"lambda_init": 0.1}`` the initial-density term to the joint
-        phase (both off by default: slower, rarely more accurate), ``steps_per_epoch``, ``patience``,
+        phase (both off by default: slower, rarely more accurate), ``score_smoothing`` (width of
+        the score phase's bridges as a multiple of each snapshot's Scott bandwidth; larger gives
+        smoother landscapes, 0 the method's plain bridges), ``steps_per_epoch``, ``patience``,
         or the loss weights ``lambda_ot``, ``lambda_mass``, ``lambda_action``.
 
     Returns
@@ -147,9 +149,9 @@ def fit_ruot(
         without ``X_``): ``obsm['ruot_velocity_{basis}']`` (``layers['ruot_velocity']`` when all
         columns of ``.X`` are used) v(x_i, t_i) per unit time; ``obsm['ruot_drift_{basis}']`` the SDE
         drift v + ∇s; ``obs['ruot_growth_rate']`` (float32) g(x_i, t_i) in log-mass per unit time;
-        ``obs['ruot_potential']`` −log ρ(x_i, t_i) up to a constant; ``uns['ruot']`` params, time
-        points, history and the model; ``uns['ruot_velocity_params']``. Cells with NaN time or
-        coordinates are not used and get NaN.
+        ``obs['ruot_potential']`` −log ρ(x_i, t_i) (its free constant set so that the cells of every
+        time point have the same mean); ``uns['ruot']`` params, time points, history and the model;
+        ``uns['ruot_velocity_params']``. Cells with NaN time or coordinates are not used and get NaN.
 
     Raises
     ------

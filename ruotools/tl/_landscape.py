@@ -30,8 +30,10 @@ def landscape(
 ) -> dict:
     r"""Waddington landscape: the potential U(x, t) = −log ρ(x, t) on a 2-D grid.
 
-    U is the learnt score turned into a log-density, U = −2s/σ² (METHOD.md §5), defined up to
-    an additive constant at each time; valleys are where cells accumulate. Two ways to map it:
+    U is the learnt score turned into a log-density, U = −2s/σ² (METHOD.md §5); valleys are where
+    cells accumulate. −log ρ is defined up to an additive constant at each time: the fit fixes it
+    so that the mean of U over each time point's cells is the same (linear in between), so maps
+    of different times share one scale. Two ways to map it:
 
     * **network** — the model was fitted in 2-D and ``basis`` is ``None`` or the fitted
       representation: U is evaluated on the grid directly. The grid spans the valid cells'
