@@ -62,6 +62,10 @@ class Standardizer:
         )
 
 
+#: Above this many cells in a time point, its mini-batches are drawn with replacement.
+LARGE_POOL = 100_000
+
+
 class Snapshots:
     """Cells grouped by time point, in internal units.
 
@@ -105,9 +109,16 @@ class Snapshots:
         return len(self.times)
 
     def sample(self, k: int, batch_size: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
-        """At most ``batch_size`` cells of time point ``k``, drawn without replacement."""
+        """At most ``batch_size`` cells of time point ``k``.
+
+        Drawn without replacement; from more than ``LARGE_POOL`` cells with replacement (a repeat is
+        then rare), so that a draw costs O(batch_size), not O(number of cells).
+        """
         pool = getattr(self, split)[k]
         if len(pool) <= batch_size:
             return pool
-        idx = torch.randperm(len(pool), generator=generator, device="cpu")[:batch_size]
+        if len(pool) > LARGE_POOL:
+            idx = torch.randint(len(pool), (batch_size,), generator=generator, device="cpu")
+        else:
+            idx = torch.randperm(len(pool), generator=generator, device="cpu")[:batch_size]
         return pool[idx.to(pool.device)]
