@@ -203,10 +203,8 @@ class RUOTNetworks(nn.Module):
             a[k:, k + 1] += 0.5 * dt[k]
         delta = torch.linalg.pinv(a) @ torch.as_tensor(list(log_ratio), dtype=torch.float64)
         if self.growth_offset_times.numel() == 0:
-            self.growth_offset_times = knots.to(like)
-            self.growth_offset_values = delta.to(like)
-        else:
-            self.growth_offset_values += delta.to(like)
+            self.growth_offset_times, self.growth_offset_values = knots.to(like), torch.zeros_like(knots).to(like)
+        self.growth_offset_values += delta.to(like)
 
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """Velocity v(x, t), shape (n, d)."""

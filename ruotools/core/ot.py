@@ -31,6 +31,11 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def uniform(n: int, like: torch.Tensor) -> torch.Tensor:
+    """Equal weights ``1/n`` (n,), with the dtype and device of ``like``."""
+    return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+
+
 def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean cost matrix (n, m)."""
     return torch.cdist(x, y).pow(2)
@@ -137,10 +142,7 @@ def ot_losses(
     problems: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, emd_max: int = 3000, epsilon: float = 0.01
 ) -> list[torch.Tensor]:
     """:func:`ot_loss` of several ``(x, y, a)`` problems (uniform cell weights), plans solved concurrently."""
-    prepared = []
-    for x, y, a in problems:
-        b = torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)
-        prepared.append((x, y, a / a.sum(), b))
+    prepared = [(x, y, a / a.sum(), uniform(len(y), x)) for x, y, a in problems]
     plans = transport_plans(prepared, emd_max=emd_max, epsilon=epsilon)
     return [_plan_loss(x, y, a_norm, plan, f) for (x, y, a_norm, _), (plan, f) in zip(prepared, plans, strict=True)]
 
@@ -179,7 +181,7 @@ def ot_loss(
         the envelope-theorem gradient with respect to ``x`` and ``a``.
     """
     if b is None:
-        b = torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)
+        b = uniform(len(y), x)
     a_norm = a / a.sum()
     plan, f = transport_plan(x, y, a_norm, b, emd_max=emd_max, epsilon=epsilon)
     return _plan_loss(x, y, a_norm, plan, f)

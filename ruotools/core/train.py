@@ -26,7 +26,7 @@ from .losses import (
     scott_bandwidth,
 )
 from .networks import RUOTNetworks
-from .ot import ot_losses, sq_cost, transport_plan, transport_plans
+from .ot import ot_losses, sq_cost, transport_plans, uniform
 
 logger = logging.getLogger("ruotools")
 
@@ -131,30 +131,29 @@ class _Trainer:
                 parts["mass"] += (local + tot).item() / self.K
         return total / self.K, parts
 
-    def _score_loss(self, starts, ends, weights, generator=None) -> torch.Tensor:
+    def _score_loss(self, starts, ends, weights=None, generator=None) -> torch.Tensor:
         """Mean over intervals of the score-matching loss, all intervals in one batched pass.
 
         ``starts[k]`` and ``ends[k]`` are paired points at ``times[k]`` and ``times[k+1]``;
         ``weights[k]`` their weights (``None``: equal).
         """
-        times, h = self.data.times, self.score_bandwidth
-        ta, tb, ha, hb, w = [], [], [], [], []
-        for k, (xa, wk) in enumerate(zip(starts, weights, strict=True)):
-            n = len(xa)
-            wk = torch.ones(n, dtype=xa.dtype, device=xa.device) if wk is None else wk
-            w.append(wk / wk.sum())
-            for out, value in ((ta, times[k]), (tb, times[k + 1]), (ha, h[k]), (hb, h[k + 1])):
-                out.append(torch.full((n,), float(value), dtype=xa.dtype, device=xa.device))
+        like = starts[0]
+        sizes = [len(x) for x in starts]
+        interval = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(like.device)
+        times = torch.as_tensor(self.data.times, dtype=like.dtype, device=like.device)
+        h = torch.as_tensor(self.score_bandwidth, dtype=like.dtype, device=like.device)
+        # each interval's weights sum to 1 / K: every interval counts the same
+        w = [uniform(n, like) if weights is None else weights[k] / weights[k].sum() for k, n in enumerate(sizes)]
         return score_matching_loss(
             self.nets,
             torch.cat(list(starts)),
             torch.cat(list(ends)),
-            torch.cat(ta),
-            torch.cat(tb),
+            times[interval],
+            times[interval + 1],
             self.cfg.sigma,
             torch.cat(w) / len(w),
             generator=generator if generator is not None else self.gen,
-            bandwidth=(torch.cat(ha), torch.cat(hb)),
+            bandwidth=(h[interval], h[interval + 1]),
         )
 
     def _trajectory_score_loss(self, xs, log_masses, generator=None) -> torch.Tensor:
@@ -172,23 +171,25 @@ class _Trainer:
         """
         g = torch.Generator().manual_seed(self.cfg.random_state + 4)
         subsets = [x[torch.randperm(len(x), generator=g)[:SCORE_PAIRS].to(x.device)] for x in cells]
+        problems = [(xa, xb, uniform(len(xa), xa), uniform(len(xb), xb)) for xa, xb in itertools.pairwise(subsets)]
         pairs = []
-        for xa, xb in itertools.pairwise(subsets):
-            a = torch.full((len(xa),), 1.0 / len(xa), dtype=xa.dtype, device=xa.device)
-            b = torch.full((len(xb),), 1.0 / len(xb), dtype=xb.dtype, device=xb.device)
-            plan, _ = transport_plan(xa, xb, a, b, emd_max=self.cfg.emd_max, epsilon=self.cfg.sinkhorn_epsilon)
+        for (xa, xb, _, _), (plan, _) in zip(
+            problems,
+            transport_plans(problems, emd_max=self.cfg.emd_max, epsilon=self.cfg.sinkhorn_epsilon),
+            strict=True,
+        ):
             i, j = torch.nonzero(plan > 1e-12 * plan.max(), as_tuple=True)
             pairs.append((xa[i], xb[j], plan[i, j] / plan[i, j].sum()))
         return pairs
 
-    def _score_batch(self, pairs, generator) -> tuple[list, list, list]:
-        """``batch_size`` bridges per interval, drawn with the plan's probabilities."""
+    def _score_batch(self, pairs, generator) -> tuple[list, list]:
+        """``batch_size`` bridges per interval, drawn with the plan's probabilities: starts and ends."""
         xa, xb = [], []
         for start, end, p in pairs:
             idx = torch.multinomial(p.cpu(), self.cfg.batch_size, replacement=True, generator=generator).to(p.device)
             xa.append(start[idx])
             xb.append(end[idx])
-        return xa, xb, [None] * len(pairs)
+        return xa, xb
 
     def _init_loss(self) -> torch.Tensor:
         ref, bw = self.kde
@@ -281,7 +282,7 @@ class _Trainer:
         problems, totals = [], []
         for k in range(1, self.K + 1):
             x, w, y = out["x"][k], torch.exp(out["log_mass"][k]), self.val_targets[k]
-            problems.append((x, y, w / w.sum(), torch.full((len(y),), 1.0 / len(y), dtype=x.dtype, device=x.device)))
+            problems.append((x, y, w / w.sum(), uniform(len(y), x)))
             totals.append(float(w.sum()))
         plans = transport_plans(problems, emd_max=self.cfg.emd_max, epsilon=self.cfg.sinkhorn_epsilon)
         score = 0.0
