@@ -29,7 +29,15 @@ def _toy():
 
 def test_spawned_ranks_hold_identical_weights_close_to_single_process():
     xs, times, masses = _toy()
-    cfg = TrainConfig(epochs=dict(BUDGET), hidden_dim=16, batch_size=64, steps_per_epoch=3, show_progress_bar=False)
+    # no local stage: every pre-training epoch is validated, so the curves can be compared from the first
+    cfg = TrainConfig(
+        epochs=dict(BUDGET),
+        hidden_dim=16,
+        batch_size=64,
+        steps_per_epoch=3,
+        local_fraction=0.0,
+        show_progress_bar=False,
+    )
     state, hist, checksums = fit_spawned(
         xs, times, masses, cfg, n_processes=2, device_type="cpu", train_size=0.9, random_state=0
     )

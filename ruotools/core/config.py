@@ -23,7 +23,10 @@ class TrainConfig:
     and s together with stochastic particles.
 
     Notable fields: ``local_fraction`` of the pre-training epochs push every snapshot to the
-    next one before whole trajectories are trained; ``score_smoothing`` scales the Gaussian
+    next one before whole trajectories are trained (at least the last epoch trains whole
+    trajectories; the local stage is a warm start, its epochs are not validated and its
+    states never returned; on a multi-core CPU its intervals run in two threads);
+    ``score_smoothing`` scales the Gaussian
     smoothing of the score phase's bridges (a multiple of each snapshot's Scott bandwidth; 0
     gives the method's plain bridges, whose score carries no information about where cells
     are dense when σ is small next to the cells' spacing); the bridges join cells of

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -65,6 +66,8 @@ class _Trainer:
         # each rank draws its own mini-batches; rank 0 draws those of a single-process fit
         self.gen = torch.Generator().manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
         self.step_fn = self.step
+        # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
+        self.threaded = not distributed and self.device.type == "cpu" and _cores() > 1
         if distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -117,7 +120,10 @@ class _Trainer:
         return self._snapshot_losses(out["x"][1:], out["log_mass"][1:], ys, self.data.masses[1:], use_mass)
 
     def _snapshot_losses(self, xs, log_masses, ys, masses, use_mass: bool) -> tuple[torch.Tensor, dict]:
-        """Mean over snapshots of the OT loss (plans solved concurrently) and, if ``use_mass``, the mass losses."""
+        """OT loss (plans solved concurrently) and, if ``use_mass``, mass losses of some snapshots.
+
+        The sum over the given snapshots divided by the number of intervals: their share of the mean.
+        """
         cfg, parts = self.cfg, {"ot": 0.0, "mass": 0.0}
         problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(xs, log_masses, ys, strict=True)]
         total = 0.0
@@ -200,26 +206,55 @@ class _Trainer:
 
     # ------------------------------------------------------------------ steps
     def local_step(self, use_mass: bool) -> tuple[torch.Tensor, dict]:
-        """Push the cells of every snapshot to the next one (all intervals in one batch)."""
+        """Push the cells of every snapshot to the next one (all intervals in one batch).
+
+        The intervals are independent, so on a multi-core CPU they are split into two groups whose
+        forward *and* backward passes run in two threads at once (each group's gradient is added to
+        the parameters' ``.grad``; the sum of two parts does not depend on their order, so the result
+        is deterministic). The returned loss then carries no graph: its backward pass is done.
+        """
         cfg, data = self.cfg, self.data
         # half-size batches: this phase only gives the trajectory training a good start, and the
         # exact OT plans that dominate a step's cost grow faster than quadratically with their size
         batch = max(1, cfg.batch_size // 2)
         xs = [data.sample(k, batch, self.gen) for k in range(self.K)]
-        sizes = [len(x) for x in xs]
-        x = torch.cat(xs)
-        dev, dt = x.device, x.dtype
-        t0 = torch.cat([torch.full((n,), data.times[k], device=dev, dtype=dt) for k, n in enumerate(sizes)])
-        dur = torch.cat(
-            [torch.full((n,), data.times[k + 1] - data.times[k], device=dev, dtype=dt) for k, n in enumerate(sizes)]
-        )
-        ell = torch.cat(
-            [torch.full((n,), math.log(data.masses[k] / n), device=dev, dtype=dt) for k, n in enumerate(sizes)]
-        )
-        n_steps = max(1, math.ceil(cfg.steps_per_unit * max(dur.max().item(), 1e-9) - 1e-9))
-        x1, ell1 = integrate_intervals(self.nets, x, ell, t0, dur, n_steps)
         ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
-        return self._snapshot_losses(x1.split(sizes), ell1.split(sizes), ys, data.masses[1:], use_mass)
+        # one step count for all intervals (that of the longest), as if they were integrated together
+        n_steps = max(1, math.ceil(cfg.steps_per_unit * max(np.diff(data.times)) - 1e-9))
+        intervals = list(range(self.K))
+        if not self.threaded or self.K < 2:
+            return self._local_losses(xs, ys, intervals, n_steps, use_mass)
+        half = (self.K + 1) // 2
+
+        def run(group):
+            loss, parts = self._local_losses(xs, ys, group, n_steps, use_mass)
+            loss.backward()
+            return loss.detach(), parts
+
+        (la, pa), (lb, pb) = _piece_pool().map(run, [intervals[:half], intervals[half:]])
+        return la + lb, {key: pa[key] + pb[key] for key in pa}
+
+    def _local_losses(self, xs, ys, intervals, n_steps, use_mass) -> tuple[torch.Tensor, dict]:
+        """Losses of :meth:`local_step` for some intervals (their share of the mean over all)."""
+        data = self.data
+        sizes = [len(xs[k]) for k in intervals]
+        x = torch.cat([xs[k] for k in intervals])
+        dev, dt = x.device, x.dtype
+
+        def per_particle(values):
+            return torch.cat([torch.full((n,), v, device=dev, dtype=dt) for v, n in zip(values, sizes, strict=True)])
+
+        t0 = per_particle([data.times[k] for k in intervals])
+        dur = per_particle([data.times[k + 1] - data.times[k] for k in intervals])
+        ell = per_particle([math.log(data.masses[k] / len(xs[k])) for k in intervals])
+        x1, ell1 = integrate_intervals(self.nets, x, ell, t0, dur, n_steps)
+        return self._snapshot_losses(
+            x1.split(sizes),
+            ell1.split(sizes),
+            [ys[k] for k in intervals],
+            [data.masses[k + 1] for k in intervals],
+            use_mass,
+        )
 
     def step(self, phase: str) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
@@ -352,9 +387,14 @@ class _Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda i: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(i, total_steps) / total_steps))
         )
+        # pre-training starts with a local stage (interval by interval) whose states are never returned,
+        # because a field fitted interval by interval can score well on the held-back cells and still
+        # drift when integrated over whole trajectories (seen on the gene network): they are not validated,
+        # and at least the last epoch trains whole trajectories
+        n_local = min(round(cfg.local_fraction * n_epochs), n_epochs - 1) if phase == "pretrain" else 0
         if saved is None:
             start_epoch, since_best = 0, 0
-            best_val = self.validate(phase) if phase != "score" else math.inf
+            best_val = self.validate(phase) if phase != "score" and n_local == 0 else math.inf
             best_state = copy.deepcopy(self.nets.state_dict())
             # validation and the returned state use an exponential moving average of the weights,
             # which removes most of the step-to-step noise of stochastic mini-batch OT gradients
@@ -366,14 +406,8 @@ class _Trainer:
             best_val, since_best, hist = saved["best_val"], saved["since_best"], saved["hist"]
             start_epoch = saved["epoch"] + 1
         bar = progress(range(start_epoch, n_epochs), desc=f"{phase:>8}", leave=True)
-        n_local = round(cfg.local_fraction * n_epochs) if phase == "pretrain" else 0
         for epoch in bar:
             self.local = epoch < n_local
-            if epoch == n_local and n_local > 0:
-                # the local stage is only a warm start: its states are never returned, because a
-                # field fitted interval by interval can score well on the held-back cells and still
-                # drift when integrated over whole trajectories (seen on the gene network)
-                best_val = math.inf
             losses = []
             for _ in range(cfg.steps_per_epoch):
                 opt.zero_grad(set_to_none=True)
@@ -391,7 +425,8 @@ class _Trainer:
                     bar.close()
                     hist["best_val"] = best_val
                     return hist
-                loss.backward()
+                if loss.requires_grad:  # else the step did its own backward pass
+                    loss.backward()
                 if phase == "refine":
                     self.nets.freeze_growth_grads()
                 torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -399,22 +434,23 @@ class _Trainer:
                 sched.step()
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - cfg.ema_decay)
                 losses.append(value)
-            raw = [p.detach().clone() for p in params]
-            _assign(params, ema)
-            val = self.validate(phase)
             hist["loss"].append(float(np.mean(losses)))
+            improved, val = False, math.nan
+            if not self.local:
+                raw = [p.detach().clone() for p in params]
+                _assign(params, ema)
+                val = self.validate(phase)
+                improved = val < best_val
+                if improved:
+                    best_val, since_best = val, 0
+                    best_state = copy.deepcopy(self.nets.state_dict())
+                _assign(params, raw)
             hist["val"].append(val)
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", val=f"{val:.4g}")
-            improved = val < best_val
-            if improved:
-                best_val, since_best = val, 0
-                best_state = copy.deepcopy(self.nets.state_dict())
-            _assign(params, raw)
-            if not improved:
+                bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", **({} if self.local else {"val": f"{val:.4g}"}))
+            if not improved and not self.local:
                 since_best += 1
-                # the local stage only prepares the trajectory stage: never stop during it
-                if cfg.early_stopping and since_best >= cfg.patience and epoch >= n_local:
+                if cfg.early_stopping and since_best >= cfg.patience:
                     hist["stopped"] = f"early stopping: no validation improvement in {cfg.patience} epochs"
                     break
             if on_epoch is not None:
@@ -560,6 +596,21 @@ def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict |
             "generator": trainer.gen.get_state(),
         }
     )
+
+
+_PIECES: ThreadPoolExecutor | None = None
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _piece_pool() -> ThreadPoolExecutor:
+    """Two threads for the independent parts of a training step (not those of the OT solver)."""
+    global _PIECES
+    if _PIECES is None:
+        _PIECES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ruotools-step")
+    return _PIECES
 
 
 def _assign(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
