@@ -199,6 +199,17 @@ def test_history_and_metrics(plotted):
     hist = plotted.uns["ruot"]["history"]
     assert [a.get_title().split()[0] for a in axes] == ["pretrain", "refine", "score", "joint"]
     np.testing.assert_allclose(axes[0].get_lines()[0].get_ydata(), hist["pretrain"]["loss"])
+    # pre-training's local stage is not validated: shaded, and the star marks the kept (trajectory-stage) state
+    val = np.asarray(hist["pretrain"]["val"])
+    n_local = int(np.argmax(np.isfinite(val)))
+    assert n_local > 0
+    lines = {line.get_label(): line for line in axes[0].get_lines()}
+    np.testing.assert_array_equal(lines["validation"].get_ydata(), val)
+    assert lines["best (kept)"].get_xdata()[0] == np.nanargmin(val) + 1 > n_local
+    (span,) = [p for p in axes[0].patches if p.get_label() == "local stage"]
+    xs = [span.get_x(), span.get_x() + span.get_width()] if hasattr(span, "get_width") else span.get_xy()[:, 0]
+    assert (min(xs), max(xs)) == (0.5, n_local + 0.5)
+    assert not [p for p in axes[1].patches if p.get_label() == "local stage"]
     axes = rt.pl.metrics(plotted, show=False)
     assert [a.get_title() for a in axes] == ["W1", "W2", "TMV"]
     np.testing.assert_allclose(axes[0].get_lines()[0].get_ydata(), plotted.uns["ruot"]["metrics"]["W1"])

@@ -48,7 +48,9 @@ def history(
 
     One panel per phase (``pretrain``, ``refine``, ``score``, ``joint``): the training loss per epoch
     and, when recorded, the validation loss, with the epoch of the best validation loss (the state kept)
-    marked. The y-axis is logarithmic where every value is positive.
+    marked. The first epochs of ``pretrain`` (the local stage, which pushes each snapshot to the next
+    one as a warm start and whose states are never kept) have no validation loss and are shaded. The
+    y-axis is logarithmic where every value is positive.
 
     Parameters
     ----------
@@ -113,6 +115,10 @@ def history(
         epochs = np.arange(1, len(loss) + 1)
         a.plot(epochs, loss, color=train_color, marker="o", ms=3, lw=1.5, label="training")
         if val.size and np.isfinite(val).any():
+            n_unvalidated = int(np.argmax(np.isfinite(val)))
+            if n_unvalidated:
+                # pre-training's local stage: a warm start, not validated (its states are never kept)
+                a.axvspan(0.5, n_unvalidated + 0.5, color="0.5", alpha=0.12, lw=0, label="local stage")
             a.plot(np.arange(1, len(val) + 1), val, color=val_color, marker="o", ms=3, lw=1.5, label="validation")
             best = int(np.nanargmin(val))
             a.plot(best + 1, val[best], ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
