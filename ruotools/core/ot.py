@@ -8,6 +8,7 @@ the weights through the dual potential.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -19,16 +20,16 @@ import torch
 
 logger = logging.getLogger("ruotools")
 
-_POOL: ThreadPoolExecutor | None = None
+
+def n_cores() -> int:
+    """Return the number of CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+@functools.cache
 def _pool() -> ThreadPoolExecutor:
-    """Threads for solving several plans at once (POT's network simplex releases the GIL)."""
-    global _POOL
-    if _POOL is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        _POOL = ThreadPoolExecutor(max_workers=max(1, cores or 1), thread_name_prefix="ruotools-ot")
-    return _POOL
+    """Threads for solving several plans at once (POT's network simplex releases the GIL), one per core."""
+    return ThreadPoolExecutor(max_workers=n_cores(), thread_name_prefix="ruotools-ot")
 
 
 def uniform(n: int, like: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import math
@@ -27,7 +28,7 @@ from .losses import (
     scott_bandwidth,
 )
 from .networks import RUOTNetworks
-from .ot import ot_losses, sq_cost, transport_plans, uniform
+from .ot import n_cores, ot_losses, sq_cost, transport_plans, uniform
 
 logger = logging.getLogger("ruotools")
 
@@ -67,7 +68,7 @@ class _Trainer:
         self.gen = torch.Generator().manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
         self.step_fn = self.step
         # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
-        self.threaded = not distributed and self.device.type == "cpu" and _cores() > 1
+        self.threaded = not distributed and self.device.type == "cpu" and n_cores() > 1
         if distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -598,19 +599,10 @@ def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict |
     )
 
 
-_PIECES: ThreadPoolExecutor | None = None
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
+@functools.cache
 def _piece_pool() -> ThreadPoolExecutor:
     """Two threads for the independent parts of a training step (not those of the OT solver)."""
-    global _PIECES
-    if _PIECES is None:
-        _PIECES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ruotools-step")
-    return _PIECES
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="ruotools-step")
 
 
 def _assign(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
