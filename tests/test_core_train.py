@@ -1,14 +1,19 @@
 """The training loop's steps and stages (core, no AnnData)."""
 
 import math
+import os
+import traceback
 
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
+import ruotools
 from ruotools.core import train
-from ruotools.core.config import TrainConfig
+from ruotools.core.config import PHASES, TrainConfig
 from ruotools.core.data import Snapshots
+from ruotools.core.losses import scott_bandwidth
 from ruotools.core.networks import RUOTNetworks
 
 
@@ -36,6 +41,7 @@ def _local_step(data, config, nets, threaded):
     loss, parts = trainer.step("pretrain")
     if loss.requires_grad:
         loss.backward()
+    parts = {key: float(value) for key, value in parts.items()}  # tensors: no read-back inside the step
     return loss.item(), parts, [p.grad.clone() for p in nets.flow_net.parameters()]
 
 
@@ -91,3 +97,71 @@ def test_local_stage_is_not_validated_and_trajectories_are_always_trained(monkey
     assert np.isnan(val[:2]).all()
     assert math.isfinite(val[2])
     assert history["pretrain"]["best_val"] == val[2]
+
+
+#: Tensor methods and functions that read a device's data back to the host (a sync on a GPU).
+_READ_BACKS = {"item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__"}
+_READ_BACKS |= {"nonzero", "bincount", "unique", "masked_select", "repeat_interleave"}  # data-dependent sizes
+#: Where reading back is expected: the exact OT plan (on the host), and once per epoch or phase.
+_READ_BACK_ALLOWED = {"_emd", "sinkhorn_log", "_loss_values", "validate", "_bridge_pairs", "calibrate_total_mass"}
+
+
+class _ReadBackSpy(TorchFunctionMode):
+    """Record read-backs and host-data tensors created by ruotools' own code (not by torch's)."""
+
+    package = os.path.dirname(ruotools.__file__)
+    dispatch = frozenset({"overrides.py", "_tensor.py", "functional.py"})
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []  # (what, "file:line", allowed)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        from_host = name in ("tensor", "as_tensor") and args and not torch.is_tensor(args[0])
+        if name in _READ_BACKS or from_host:
+            frames = traceback.extract_stack()[:-1]
+            ours = [i for i, f in enumerate(frames) if f.filename.startswith(self.package)]
+            # called by ruotools itself, through torch's dispatch wrappers at most (not inside, e.g., an optimiser)
+            if ours and all(os.path.basename(f.filename) in self.dispatch for f in frames[ours[-1] + 1 :]):
+                caller = frames[ours[-1]]
+                allowed = any(f.name in _READ_BACK_ALLOWED for f in frames)
+                self.seen.append((name, f"{os.path.basename(caller.filename)}:{caller.lineno}", allowed))
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_steps_read_nothing_back_from_the_device_but_the_ot_plan():
+    """Every phase's steps (forward, backward, optimiser) keep their tensors where they are.
+
+    On a GPU a read-back (``.item()``, ``float()``, a size read from the data) or a tensor made from
+    host data stalls the device; in a training step only the exact OT plan, solved on the host, may
+    do so. All branches are on: growth, local stage, noise, Fokker–Planck and initial-density terms.
+    """
+    data = _snapshots(3)
+    config = TrainConfig(
+        batch_size=32,
+        epochs={"pretrain": 2, "refine": 1, "score": 1, "joint": 1},
+        steps_per_epoch=2,
+        local_fraction=0.5,
+        lambda_fp=1.0,
+        lambda_init=0.1,
+    )
+    nets = _perturbed_nets(data, config)
+    trainer = train._Trainer(data, config, nets)
+    trainer.threaded = False  # the spy sees the calling thread only
+
+    spy = _ReadBackSpy()
+    with spy:
+        for phase in PHASES:
+            trainer.run_phase(phase, config.epochs[phase], lambda it, **kwargs: train._Silent(it))
+            if phase == "pretrain":
+                trainer.calibrate_total_mass()  # the growth offset c(t) then enters every later step
+    unexpected = sorted({(what, where) for what, where, allowed in spy.seen if not allowed})
+    assert unexpected == []
+    # the spy does see ruotools' expected read-backs: the epochs' loss values and validation's masses
+    assert {("tolist", True), ("__float__", True)} <= {(what, allowed) for what, _, allowed in spy.seen}
+
+    # and it flags one outside those places
+    with _ReadBackSpy() as spy:
+        scott_bandwidth(torch.randn(10, 2))
+    assert [(what, allowed) for what, _, allowed in spy.seen] == [("__float__", False)]

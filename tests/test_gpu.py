@@ -5,6 +5,10 @@ import pytest
 import torch
 
 import ruotools as rt
+from ruotools.core import ot as ot_module
+from ruotools.core import train
+from ruotools.core.config import PHASES, TrainConfig
+from ruotools.core.data import Snapshots
 from ruotools.core.dynamics import integrate
 from ruotools.core.networks import RUOTNetworks
 from ruotools.core.ot import ot_loss
@@ -61,3 +65,60 @@ def test_ddp_with_nccl_on_one_gpu(tiny_fit_kwargs):
     rt.tl.fit_ruot(adata, "time", strategy="ddp", devices=1, **{**tiny_fit_kwargs, "accelerator": "cuda"})
     assert adata.uns["ruot"]["params"]["n_processes"] == 1
     assert np.isfinite(adata.obs["ruot_growth_rate"]).all()
+
+
+def test_training_steps_do_not_synchronise_with_the_host(monkeypatch):
+    """In every phase, CUDA work waits for the host only in the exact OT plan (and once per epoch).
+
+    ``torch.cuda.set_sync_debug_mode("error")`` raises on any synchronising call (a read-back, a copy
+    from pageable host memory); the plan, validation, the epoch's loss check and the phase-level set-up
+    run with it off.
+    """
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(300, 3, generator=g) + k for k in range(3)]
+    data = Snapshots(xs, [0.0, 1.0, 2.0], [1.0, 1.3, 1.6], device="cuda")
+    config = TrainConfig(
+        batch_size=64,
+        epochs={"pretrain": 2, "refine": 1, "score": 1, "joint": 1},
+        steps_per_epoch=3,
+        local_fraction=0.5,
+        lambda_fp=1.0,
+        lambda_init=0.1,
+    )
+    nets = RUOTNetworks.from_config(data.dim, config).cuda()
+    trainer = train._Trainer(data, config, nets)
+
+    def synchronising(fn):
+        def run(*args, **kwargs):
+            mode = torch.cuda.get_sync_debug_mode()
+            torch.cuda.set_sync_debug_mode(0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode(mode)
+
+        return run
+
+    monkeypatch.setattr(ot_module, "transport_plans", synchronising(ot_module.transport_plans))
+    for name in ("validate", "_loss_values", "_bridge_pairs", "calibrate_total_mass"):
+        monkeypatch.setattr(train._Trainer, name, synchronising(getattr(train._Trainer, name)))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for phase in PHASES:
+            hist = trainer.run_phase(phase, config.epochs[phase], lambda it, **kwargs: train._Silent(it))
+            assert hist["stopped"] == "max_epochs"
+            if phase == "pretrain":
+                trainer.calibrate_total_mass()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert all(torch.isfinite(p).all() for p in nets.parameters())
+
+
+def test_resume_on_cuda(tiny_fit_kwargs, tmp_path):
+    """A checkpoint written on the GPU resumes there (the random generator's state is a host tensor)."""
+    kwargs = {**tiny_fit_kwargs, "accelerator": "cuda", "checkpoint_dir": tmp_path}
+    first = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(first, "time", **kwargs)
+    again = rt.datasets.simulated_gene()
+    rt.tl.fit_ruot(again, "time", resume=True, **kwargs)
+    np.testing.assert_array_equal(again.layers["ruot_velocity"], first.layers["ruot_velocity"])

@@ -117,8 +117,9 @@ class Snapshots:
         pool = getattr(self, split)[k]
         if len(pool) <= batch_size:
             return pool
+        where = generator.device  # a generator on the data's device draws the indices there
         if len(pool) > LARGE_POOL:
-            idx = torch.randint(len(pool), (batch_size,), generator=generator, device="cpu")
+            idx = torch.randint(len(pool), (batch_size,), generator=generator, device=where)
         else:
-            idx = torch.randperm(len(pool), generator=generator, device="cpu")[:batch_size]
+            idx = torch.randperm(len(pool), generator=generator, device=where)[:batch_size]
         return pool[idx.to(pool.device)]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .networks import RUOTNetworks
+from .rng import draw_device
 
 NoiseFn = Callable[[float, float, tuple, torch.Tensor], torch.Tensor]
 
@@ -80,7 +81,9 @@ def integrate(
     with_action
         Accumulate the action (needs a growth-weighted integral; skipped otherwise).
     generator
-        Random generator for the Brownian increments.
+        Random generator for the Brownian increments, drawn on its device (a generator on the
+        particles' device draws them there, with no copy from the host); the default CPU generator
+        when ``None``.
     noise
         Alternative source of increments: ``noise(t0, t1, shape, like) -> ΔW`` (e.g. a torchsde
         ``BrownianInterval``), used instead of ``generator``.
@@ -112,7 +115,8 @@ def integrate(
                 if noise is not None:
                     dw = noise(t, t + h, x.shape, x)
                 else:
-                    dw = torch.randn(x.shape, generator=generator, device="cpu", dtype=x.dtype).to(x.device)
+                    dw = torch.randn(x.shape, generator=generator, device=draw_device(generator), dtype=x.dtype)
+                    dw = dw.to(x.device)
                     dw = dw * math.sqrt(h)
                 x = x + h * drift + sigma * dw
                 here = action_rate(nets, x, t + h, log_mass + h * g, sigma=sigma, alpha=alpha, use_score=sigma > 0)

@@ -10,6 +10,7 @@ import math
 import torch
 
 from .networks import RUOTNetworks
+from .rng import draw_device
 
 
 def mass_loss(
@@ -37,7 +38,9 @@ def mass_loss(
     n = len(x)
     with torch.no_grad():
         nearest = torch.cdist(y, x.detach()).argmin(dim=1)
-        counts = torch.bincount(nearest, minlength=n).to(x.dtype)
+        # a scatter-add, not bincount, whose output size (read from the data) costs a sync on a GPU
+        ones = torch.ones_like(nearest, dtype=x.dtype)
+        counts = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(0, nearest, ones)
         target = total * counts / len(y)
     w = torch.exp(log_mass)
     local = ((n / total) * (w - target)).pow(2).mean()
@@ -73,12 +76,15 @@ def score_matching_loss(
     intervals can be trained in one batch.
     """
     n, d = xa.shape
-    tau = torch.rand(n, 1, generator=generator, device="cpu", dtype=xa.dtype).to(xa.device)
+    where = draw_device(generator)
+    tau = torch.rand(n, 1, generator=generator, device=where, dtype=xa.dtype).to(xa.device)
     tau = tau.clamp(1e-3, 1 - 1e-3)
-    eps = torch.randn(xa.shape, generator=generator, device="cpu", dtype=xa.dtype).to(xa.device)
+    eps = torch.randn(xa.shape, generator=generator, device=where, dtype=xa.dtype).to(xa.device)
 
     def column(value):
-        return torch.as_tensor(value, dtype=xa.dtype, device=xa.device).reshape(-1, 1)
+        if torch.is_tensor(value):
+            return value.to(xa).reshape(-1, 1)
+        return torch.full((1, 1), float(value), dtype=xa.dtype, device=xa.device)  # filled there: no host copy
 
     h = (1 - tau) * column(bandwidth[0]) + tau * column(bandwidth[1])
     std = torch.sqrt(sigma**2 * tau * (1 - tau) + h * h)
@@ -116,7 +122,8 @@ def fokker_planck_residual(
     if d <= exact_max_dim:
         div = sum(torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(d))
     else:
-        probe = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x.device, x.dtype) * 2 - 1
+        probe = torch.randint(0, 2, x.shape, generator=generator, device=draw_device(generator))
+        probe = probe.to(x.device, x.dtype) * 2 - 1
         (jvp,) = torch.autograd.grad((v * probe).sum(), x, create_graph=True)
         div = (jvp * probe).sum(1)
     residual = dlog_dt + div + (v * dlog_dx).sum(1) - g

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -281,7 +282,10 @@ class RUOTNetworks(nn.Module):
 
 def _piecewise_linear(knots: torch.Tensor, values: torch.Tensor, t, like: torch.Tensor) -> torch.Tensor:
     """Interpolate ``values`` at ``knots`` linearly at time(s) ``t`` (constant outside), one per row of ``like``."""
-    t = torch.as_tensor(t, dtype=like.dtype, device=like.device).reshape(-1).expand(like.shape[0])
+    if isinstance(t, numbers.Real):  # filled on the device: no copy from the host
+        t = torch.full((like.shape[0],), float(t), dtype=like.dtype, device=like.device)
+    else:
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device).reshape(-1).expand(like.shape[0])
     if len(knots) == 1:
         return values[0].expand(like.shape[0])
     right = torch.searchsorted(knots, t.detach().contiguous()).clamp(1, len(knots) - 1)

@@ -42,12 +42,23 @@ def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cdist(x, y).pow(2)
 
 
+def _nan_plan(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return an all-NaN plan and potential, for a problem with non-finite data, without running a solver.
+
+    The loss is then NaN, and the training loop restores its last good state.
+    """
+    return torch.full_like(cost, math.nan), torch.full_like(a, math.nan)
+
+
 def _emd(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     a64 = a.detach().double().cpu().numpy()
     b64 = b.detach().double().cpu().numpy()
+    c64 = cost.detach().double().cpu().numpy()
+    if not (np.isfinite(a64).all() and np.isfinite(b64).all() and np.isfinite(c64).all()):
+        return _nan_plan(a, b, cost)
     a64 = a64 / a64.sum()
     b64 = b64 / b64.sum()
-    plan, log = ot.emd(a64, b64, cost.detach().double().cpu().numpy(), numItermax=10_000_000, log=True)
+    plan, log = ot.emd(a64, b64, c64, numItermax=10_000_000, log=True)
     f = log["u"] - np.dot(a64, log["u"])
     return (
         torch.as_tensor(plan, dtype=cost.dtype, device=cost.device),
@@ -83,10 +94,13 @@ def sinkhorn_log(
         The plan (n, m) and the centred dual potential of the first marginal (n,).
     """
     with torch.no_grad():
+        c_max = float(cost.max())
+        if not math.isfinite(c_max) or not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+            return _nan_plan(a, b, cost)
         log_a, log_b = torch.log(a), torch.log(b)
         f = torch.zeros_like(a)
         g = torch.zeros_like(b)
-        eps = max(float(cost.max()), epsilon)
+        eps = max(c_max, epsilon)
         schedule = []
         while eps > epsilon:
             schedule += [eps] * 10

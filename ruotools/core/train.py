@@ -64,8 +64,9 @@ class _Trainer:
         self.device = data.device
         self.distributed = distributed
         rank = dist.get_rank() if distributed else 0
-        # each rank draws its own mini-batches; rank 0 draws those of a single-process fit
-        self.gen = torch.Generator().manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
+        # each rank draws its own mini-batches; rank 0 draws those of a single-process fit. The generator
+        # lives on the data's device: on a GPU the step's random numbers are drawn there (no host copies)
+        self.gen = self._generator(config.random_state + RANK_SEED_STRIDE * rank)
         self.step_fn = self.step
         # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
         self.threaded = not distributed and self.device.type == "cpu" and n_cores() > 1
@@ -90,10 +91,16 @@ class _Trainer:
         self._score_pairs = self._val_score_pairs = None
         # smoothing of the score targets at each snapshot: Scott's rule on that snapshot's cells
         self.score_bandwidth = [config.score_smoothing * scott_bandwidth(x) if len(x) > 1 else 0.0 for x in data.train]
+        # per-snapshot constants of the score loss, on the device once (not copied from the host every step)
+        self._times = torch.tensor(data.times, dtype=torch.float32, device=self.device)
+        self._bandwidths = torch.tensor(self.score_bandwidth, dtype=torch.float32, device=self.device)
         self.kde = None
         if config.lambda_init > 0 and config.sigma > 0:
             ref = data.train[0][: 4 * VAL_PARTICLES]
             self.kde = (ref, scott_bandwidth(ref))
+
+    def _generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     # ------------------------------------------------------------------ particles
     def _start(self, x0: torch.Tensor) -> torch.Tensor:
@@ -131,11 +138,11 @@ class _Trainer:
         losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)
         for lo, x, ell, y, mass in zip(losses, xs, log_masses, ys, masses, strict=True):
             total = total + cfg.lambda_ot * lo
-            parts["ot"] += lo.item() / self.K
+            parts["ot"] += lo.detach() / self.K
             if use_mass:
                 local, tot = mass_loss(x, ell, y, mass)
                 total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
-                parts["mass"] += (local + tot).item() / self.K
+                parts["mass"] += (local + tot).detach() / self.K
         return total / self.K, parts
 
     def _score_loss(self, starts, ends, weights=None, generator=None) -> torch.Tensor:
@@ -146,9 +153,8 @@ class _Trainer:
         """
         like = starts[0]
         sizes = [len(x) for x in starts]
-        interval = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(like.device)
-        times = torch.as_tensor(self.data.times, dtype=like.dtype, device=like.device)
-        h = torch.as_tensor(self.score_bandwidth, dtype=like.dtype, device=like.device)
+        interval = torch.cat([torch.full((n,), k, device=like.device) for k, n in enumerate(sizes)])
+        times, h = self._times.to(like.dtype), self._bandwidths.to(like.dtype)
         # each interval's weights sum to 1 / K: every interval counts the same
         w = [uniform(n, like) if weights is None else weights[k] / weights[k].sum() for k, n in enumerate(sizes)]
         return score_matching_loss(
@@ -193,7 +199,7 @@ class _Trainer:
         """``batch_size`` bridges per interval, drawn with the plan's probabilities: starts and ends."""
         xa, xb = [], []
         for start, end, p in pairs:
-            idx = torch.multinomial(p.cpu(), self.cfg.batch_size, replacement=True, generator=generator).to(p.device)
+            idx = torch.multinomial(p, self.cfg.batch_size, replacement=True, generator=generator)
             xa.append(start[idx])
             xb.append(end[idx])
         return xa, xb
@@ -268,11 +274,11 @@ class _Trainer:
             if self._score_pairs is None:
                 self._score_pairs = self._bridge_pairs(self.data.train)
             loss = cfg.lambda_score * self._score_loss(*self._score_batch(self._score_pairs, self.gen))
-            parts = {"score": loss.item()}
+            parts = {"score": loss.detach()}
             if self.kde is not None:
                 li = self._init_loss()
                 loss = loss + cfg.lambda_init * li
-                parts["init"] = li.item()
+                parts["init"] = li.detach()
             return loss, parts
         # joint
         x0 = self.data.sample(0, cfg.batch_size, self.gen)
@@ -281,25 +287,27 @@ class _Trainer:
         loss, parts = self._transport_losses(out, use_mass=self.nets.has_growth)
         action = out["action"][-1].sum()
         loss = loss + cfg.lambda_action * action
-        parts["action"] = action.item()
+        parts["action"] = action.detach()
         if stochastic and cfg.lambda_score > 0:
             xs = [x.detach() for x in out["x"]]
             lms = [m.detach() for m in out["log_mass"]]
             ls = self._trajectory_score_loss(xs, lms)
             loss = loss + cfg.lambda_score * ls
-            parts["score"] = ls.item()
+            parts["score"] = ls.detach()
         if cfg.lambda_fp > 0 and stochastic:
-            k = int(torch.randint(self.K, (1,), generator=self.gen))
-            tau = torch.rand(len(x0), generator=self.gen).to(x0.device)
-            xk = out["x"][k].detach()
-            t = self.data.times[k] + tau * (self.data.times[k + 1] - self.data.times[k])
+            # a random interval, chosen and indexed on the generator's device (no read-back to the host)
+            k = torch.randint(self.K, (1,), generator=self.gen, device=self.gen.device).to(x0.device)
+            tau = torch.rand(len(x0), generator=self.gen, device=self.gen.device).to(x0.device)
+            xk = torch.stack(out["x"][: self.K])[k][0].detach()
+            t0, t1 = self._times[k], self._times[k + 1]
+            t = t0 + tau * (t1 - t0)
             lf = fokker_planck_residual(self.nets, xk, t, cfg.sigma, generator=self.gen)
             loss = loss + cfg.lambda_fp * lf
-            parts["fp"] = lf.item()
+            parts["fp"] = lf.detach()
         if self.kde is not None:
             li = self._init_loss()
             loss = loss + cfg.lambda_init * li
-            parts["init"] = li.item()
+            parts["init"] = li.detach()
         return loss, parts
 
     # ------------------------------------------------------------------ validation
@@ -309,11 +317,11 @@ class _Trainer:
         if phase == "score":
             if self._val_score_pairs is None:
                 self._val_score_pairs = self._bridge_pairs(self.val_targets)
-            g = torch.Generator().manual_seed(self.cfg.random_state + 2)
+            g = self._generator(self.cfg.random_state + 2)
             with torch.enable_grad():
                 return self._score_loss(*self._score_batch(self._val_score_pairs, g), generator=g).item()
         stochastic = phase == "joint" and self.cfg.sigma > 0
-        g = torch.Generator().manual_seed(self.cfg.random_state + 3)
+        g = self._generator(self.cfg.random_state + 3)
         out = self._push(self.val_x0, stochastic=stochastic, generator=g)
         problems, totals = [], []
         for k in range(1, self.K + 1):
@@ -350,17 +358,18 @@ class _Trainer:
         observed = [math.log(m) for m in self.data.masses[1:]]
         self.nets.calibrate_total_mass(self.data.times, [o - p for o, p in zip(observed, predicted, strict=True)])
 
-    def _loss_value(self, loss: torch.Tensor) -> float:
-        """Return the step's loss as a number.
+    def _loss_values(self, losses: list[torch.Tensor]) -> list[float]:
+        """Return an epoch's step losses as numbers: one read-back from the device per epoch, not per step.
 
-        With several processes it is the mean over ranks, so that all ranks agree on whether it is
-        finite (one rank stopping alone would leave the others waiting forever).
+        With several processes they are the means over ranks, so that all ranks agree on whether they
+        are finite (one rank stopping alone would leave the others waiting forever).
         """
+        values = torch.stack([loss.detach().reshape(()) for loss in losses])
         if not self.distributed:
-            return loss.item()
-        value = loss.detach().clone().reshape(1)
-        dist.all_reduce(value)
-        return value.item() / dist.get_world_size()
+            return values.tolist()
+        values = values.clone()
+        dist.all_reduce(values)
+        return [v / dist.get_world_size() for v in values.tolist()]
 
     # ------------------------------------------------------------------ phases
     def parameters_for(self, phase: str):
@@ -413,19 +422,6 @@ class _Trainer:
             for _ in range(cfg.steps_per_epoch):
                 opt.zero_grad(set_to_none=True)
                 loss, _parts = self.step_fn(phase)
-                value = self._loss_value(loss)
-                if not math.isfinite(value):
-                    self.nets.load_state_dict(best_state)
-                    hist["stopped"] = f"non-finite loss at epoch {epoch}; restored the best state"
-                    logger.warning(
-                        "%s phase: the loss became non-finite at epoch %d; restored the last good state. "
-                        "Lower the learning rate or `sigma`, or check the input for extreme values.",
-                        phase,
-                        epoch,
-                    )
-                    bar.close()
-                    hist["best_val"] = best_val
-                    return hist
                 if loss.requires_grad:  # else the step did its own backward pass
                     loss.backward()
                 if phase == "refine":
@@ -434,7 +430,22 @@ class _Trainer:
                 opt.step()
                 sched.step()
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - cfg.ema_decay)
-                losses.append(value)
+                losses.append(loss.detach())
+            # checked once per epoch (a read-back per step would stall a GPU): after a non-finite loss the
+            # epoch's remaining steps are wasted, never kept, and the OT solvers return at once on NaN
+            losses = self._loss_values(losses)
+            if not all(math.isfinite(v) for v in losses):
+                self.nets.load_state_dict(best_state)
+                hist["stopped"] = f"non-finite loss at epoch {epoch}; restored the best state"
+                logger.warning(
+                    "%s phase: the loss became non-finite at epoch %d; restored the last good state. "
+                    "Lower the learning rate or `sigma`, or check the input for extreme values.",
+                    phase,
+                    epoch,
+                )
+                bar.close()
+                hist["best_val"] = best_val
+                return hist
             hist["loss"].append(float(np.mean(losses)))
             improved, val = False, math.nan
             if not self.local:
@@ -547,7 +558,7 @@ def fit(
             logger.info("no training state in %r: starting from the beginning", str(checkpoint_dir))
         else:
             nets.load_state_dict(state["nets"])
-            trainer.gen.set_state(state["generator"])
+            trainer.gen.set_state(state["generator"].cpu())  # a generator's state is a host tensor on any device
             history, first_phase, saved = state["history"], state["phase"], state["phase_state"]
             where = PHASES[first_phase] if first_phase < len(PHASES) else "the end"
             logger.info("resuming from %r at %s", str(ckpt.path), where)

@@ -1,0 +1,15 @@
+"""Where random numbers are drawn: on the device of the generator that draws them."""
+
+from __future__ import annotations
+
+import torch
+
+
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Device on which ``generator`` draws (the CPU for ``None``, torch's default generator).
+
+    Training uses a generator on the data's device, so that on a GPU mini-batch indices, Brownian
+    increments and bridge times are drawn there, with no copy from the host; on the CPU the
+    streams are those of a CPU generator.
+    """
+    return torch.device("cpu") if generator is None else generator.device
