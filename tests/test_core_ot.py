@@ -232,3 +232,21 @@ def test_plans_solved_concurrently_equal_plans_solved_one_by_one():
     losses = ot_losses([(x, y, 3 * a) for x, y, a, _ in problems])
     for (x, y, a, _), loss in zip(problems, losses, strict=True):
         torch.testing.assert_close(loss, ot_loss(x, y, a), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("emd_max", [3000, 10])  # exact and Sinkhorn
+@pytest.mark.parametrize("where", ["positions", "weights"])
+def test_non_finite_input_gives_a_nan_plan_at_once(clouds, emd_max, where, recwarn, ruotools_log):
+    """A training step after a NaN loss gets NaN plans, with no solver run (no warning, no iterations)."""
+    x, y, a, b = (torch.tensor(v) for v in clouds)
+    if where == "positions":
+        x[3, 1] = float("nan")
+    else:
+        a[0] = float("nan")
+    plan, f = transport_plan(x, y, a, b, emd_max=emd_max)
+    assert plan.shape == (len(x), len(y))
+    assert torch.isnan(plan).all()
+    assert torch.isnan(f).all()
+    assert len(recwarn) == 0  # POT: "Problem unbounded"
+    assert ruotools_log.records == []  # Sinkhorn: "did not converge" after all its iterations
+    assert torch.isnan(ot_loss(x.requires_grad_(True), y, a, emd_max=emd_max))
