@@ -64,8 +64,8 @@ class _Trainer:
         self.device = data.device
         self.distributed = distributed
         rank = dist.get_rank() if distributed else 0
-        # each rank draws its own mini-batches; rank 0 draws those of a single-process fit. The generator
-        # lives on the data's device: on a GPU the step's random numbers are drawn there (no host copies)
+        # each rank draws its own mini-batches; rank 0 draws those of a single-process fit. On a CUDA device
+        # the generator lives there, and the step's random numbers are drawn there (no host copies)
         self.gen = self._generator(config.random_state + RANK_SEED_STRIDE * rank)
         self.step_fn = self.step
         # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
@@ -100,7 +100,8 @@ class _Trainer:
             self.kde = (ref, scott_bandwidth(ref))
 
     def _generator(self, seed: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(seed)
+        """Return a seeded generator: on a CUDA device there (no host copies of its numbers), else on the CPU."""
+        return torch.Generator(device=self.device if self.device.type == "cuda" else "cpu").manual_seed(seed)
 
     # ------------------------------------------------------------------ particles
     def _start(self, x0: torch.Tensor) -> torch.Tensor:
@@ -199,7 +200,8 @@ class _Trainer:
         """``batch_size`` bridges per interval, drawn with the plan's probabilities: starts and ends."""
         xa, xb = [], []
         for start, end, p in pairs:
-            idx = torch.multinomial(p, self.cfg.batch_size, replacement=True, generator=generator)
+            p_there = p.to(generator.device)  # drawn where the generator is
+            idx = torch.multinomial(p_there, self.cfg.batch_size, replacement=True, generator=generator).to(p.device)
             xa.append(start[idx])
             xb.append(end[idx])
         return xa, xb
