@@ -82,6 +82,19 @@ def test_resume_rejects_other_settings(snapshots, tmp_path):
         fit(snapshots, _config(hidden_dim=8), checkpoint_dir=tmp_path, resume=True)
 
 
+def test_resume_rejects_a_generator_of_another_device(snapshots, tmp_path):
+    """A GPU fit draws with a CUDA generator, whose state a CPU generator cannot take (and vice versa)."""
+    config = _config(epochs={"pretrain": 1, "refine": 0, "score": 0, "joint": 0})
+    fit(snapshots, config, checkpoint_dir=tmp_path)
+    path = tmp_path / ckpt_mod.STATE_FILE
+    state = torch.load(path, weights_only=False)
+    assert state["generator_device"] == "cpu"
+    state["generator_device"] = "cuda"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"random generator was on the cuda .* resume it with the accelerator"):
+        fit(snapshots, config, checkpoint_dir=tmp_path, resume=True)
+
+
 def test_resume_without_state_starts_over(snapshots, uninterrupted, tmp_path):
     nets, _ = fit(snapshots, _config(), checkpoint_dir=tmp_path / "empty", resume=True)
     assert _same_weights(nets, uninterrupted[0])

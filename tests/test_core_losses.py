@@ -317,3 +317,21 @@ def test_smoothed_score_matching_is_zero_for_the_exact_smoothed_score():
         _BridgeScore(), zeros, zeros, 0.0, 1.0, sigma, weights, torch.Generator().manual_seed(0), (ha, hb)
     )
     assert float(wrong.detach()) > 10
+
+
+def test_score_matching_loss_takes_numbers_arrays_and_tensors_alike():
+    """Times and bandwidths may be numbers, NumPy arrays or tensors (one per pair): the same loss."""
+    torch.manual_seed(0)
+    nets = RUOTNetworks(2, hidden_dim=8, n_layers=2, sigma=0.1)
+    xa, xb = torch.randn(40, 2), torch.randn(40, 2) + 1
+    w = torch.rand(40) + 0.1
+    values = []
+    for ta, tb, h in [
+        (0.5, 1.5, (0.1, 0.2)),
+        (np.full(40, 0.5), np.full(40, 1.5), (np.full(40, 0.1), np.full(40, 0.2))),
+        (torch.full((40,), 0.5), torch.full((40,), 1.5), (torch.full((40,), 0.1), torch.full((40,), 0.2))),
+    ]:
+        gen = torch.Generator().manual_seed(1)
+        values.append(float(score_matching_loss(nets, xa, xb, ta, tb, 0.1, w, gen, bandwidth=h)))
+    assert values[1] == values[0]
+    assert values[2] == values[0]

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import ruotools as rt
+from ruotools.core import checkpoint, train
 from ruotools.core import ot as ot_module
-from ruotools.core import train
 from ruotools.core.config import PHASES, TrainConfig
 from ruotools.core.data import Snapshots
 from ruotools.core.dynamics import integrate
@@ -54,10 +54,11 @@ def test_fit_on_cuda(tiny_fit_kwargs):
     assert np.isfinite(gpu.layers["ruot_velocity"]).all()
     cpu = rt.datasets.simulated_gene()
     rt.tl.fit_ruot(cpu, "time", **tiny_fit_kwargs)
-    # different kernels, same training: the accuracy agrees (not the bits)
+    # other kernels and other random numbers (the GPU draws its own): the accuracy agrees, not the bits
+    # (the tiny fit's W1 varies by up to 20 % between CPU seeds)
     w_gpu = rt.tl.evaluate(gpu, random_state=0)["W1"].to_numpy()
     w_cpu = rt.tl.evaluate(cpu, random_state=0)["W1"].to_numpy()
-    np.testing.assert_allclose(w_gpu, w_cpu, rtol=0.3)
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=0.5)
 
 
 def test_ddp_with_nccl_on_one_gpu(tiny_fit_kwargs):
@@ -122,3 +123,31 @@ def test_resume_on_cuda(tiny_fit_kwargs, tmp_path):
     again = rt.datasets.simulated_gene()
     rt.tl.fit_ruot(again, "time", resume=True, **kwargs)
     np.testing.assert_array_equal(again.layers["ruot_velocity"], first.layers["ruot_velocity"])
+
+
+def test_resumed_phase_keeps_the_optimiser_counters_on_the_host(tiny_fit_kwargs, tmp_path, monkeypatch):
+    """A checkpoint is loaded onto the GPU; Adam's step counters must go back to the host, or every step reads back."""
+    kwargs = {**tiny_fit_kwargs, "accelerator": "cuda", "checkpoint_dir": tmp_path}
+    save, saves = checkpoint.Checkpointer.save, []
+
+    def interrupting_save(self, state):
+        save(self, state)
+        saves.append(state["phase"])
+        if len(saves) == 2:  # inside pre-training, with the optimiser's state saved
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", interrupting_save)
+    with pytest.raises(KeyboardInterrupt):
+        rt.tl.fit_ruot(rt.datasets.simulated_gene(), "time", **kwargs)
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save)
+
+    adam_step, counters = torch.optim.Adam.step, []
+
+    def spy(self, *args, **kw):
+        counters.extend(state["step"].device.type for state in self.state.values())
+        return adam_step(self, *args, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    rt.tl.fit_ruot(rt.datasets.simulated_gene(), "time", resume=True, **kwargs)
+    assert counters
+    assert set(counters) == {"cpu"}

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .rng import draw_device
+
 
 @dataclass
 class Standardizer:
@@ -117,7 +119,7 @@ class Snapshots:
         pool = getattr(self, split)[k]
         if len(pool) <= batch_size:
             return pool
-        where = generator.device  # a generator on the data's device draws the indices there
+        where = draw_device(generator)  # a generator on the data's device draws the indices there
         if len(pool) > LARGE_POOL:
             idx = torch.randint(len(pool), (batch_size,), generator=generator, device=where)
         else:

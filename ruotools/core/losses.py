@@ -6,6 +6,7 @@ All return scalars whose size does not depend on the number of particles.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -82,9 +83,9 @@ def score_matching_loss(
     eps = torch.randn(xa.shape, generator=generator, device=where, dtype=xa.dtype).to(xa.device)
 
     def column(value):
-        if torch.is_tensor(value):
-            return value.to(xa).reshape(-1, 1)
-        return torch.full((1, 1), float(value), dtype=xa.dtype, device=xa.device)  # filled there: no host copy
+        if isinstance(value, numbers.Real):  # filled on the device: no copy from the host
+            return torch.full((1, 1), float(value), dtype=xa.dtype, device=xa.device)
+        return torch.as_tensor(value, dtype=xa.dtype, device=xa.device).reshape(-1, 1)
 
     h = (1 - tau) * column(bandwidth[0]) + tau * column(bandwidth[1])
     std = torch.sqrt(sigma**2 * tau * (1 - tau) + h * h)

@@ -94,8 +94,8 @@ def sinkhorn_log(
         The plan (n, m) and the centred dual potential of the first marginal (n,).
     """
     with torch.no_grad():
-        c_max = float(cost.max())
-        if not math.isfinite(c_max) or not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+        c_max, a_sum, b_sum = torch.stack([cost.max(), a.sum(), b.sum()]).tolist()  # one read-back
+        if not all(math.isfinite(v) for v in (c_max, a_sum, b_sum)):
             return _nan_plan(a, b, cost)
         log_a, log_b = torch.log(a), torch.log(b)
         f = torch.zeros_like(a)

@@ -66,7 +66,8 @@ class _Trainer:
         rank = dist.get_rank() if distributed else 0
         # each rank draws its own mini-batches; rank 0 draws those of a single-process fit. On a CUDA device
         # the generator lives there, and the step's random numbers are drawn there (no host copies)
-        self.gen = self._generator(config.random_state + RANK_SEED_STRIDE * rank)
+        where = self.device if self.device.type == "cuda" else "cpu"
+        self.gen = torch.Generator(device=where).manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
         self.step_fn = self.step
         # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
         self.threaded = not distributed and self.device.type == "cpu" and n_cores() > 1
@@ -93,15 +94,12 @@ class _Trainer:
         self.score_bandwidth = [config.score_smoothing * scott_bandwidth(x) if len(x) > 1 else 0.0 for x in data.train]
         # per-snapshot constants of the score loss, on the device once (not copied from the host every step)
         self._times = torch.tensor(data.times, dtype=torch.float32, device=self.device)
+        self._gaps = torch.tensor(np.diff(data.times), dtype=torch.float32, device=self.device)
         self._bandwidths = torch.tensor(self.score_bandwidth, dtype=torch.float32, device=self.device)
         self.kde = None
         if config.lambda_init > 0 and config.sigma > 0:
             ref = data.train[0][: 4 * VAL_PARTICLES]
             self.kde = (ref, scott_bandwidth(ref))
-
-    def _generator(self, seed: int) -> torch.Generator:
-        """Return a seeded generator: on a CUDA device there (no host copies of its numbers), else on the CPU."""
-        return torch.Generator(device=self.device if self.device.type == "cuda" else "cpu").manual_seed(seed)
 
     # ------------------------------------------------------------------ particles
     def _start(self, x0: torch.Tensor) -> torch.Tensor:
@@ -301,8 +299,7 @@ class _Trainer:
             k = torch.randint(self.K, (1,), generator=self.gen, device=self.gen.device).to(x0.device)
             tau = torch.rand(len(x0), generator=self.gen, device=self.gen.device).to(x0.device)
             xk = torch.stack(out["x"][: self.K])[k][0].detach()
-            t0, t1 = self._times[k], self._times[k + 1]
-            t = t0 + tau * (t1 - t0)
+            t = self._times[k] + tau * self._gaps[k]
             lf = fokker_planck_residual(self.nets, xk, t, cfg.sigma, generator=self.gen)
             loss = loss + cfg.lambda_fp * lf
             parts["fp"] = lf.detach()
@@ -319,11 +316,13 @@ class _Trainer:
         if phase == "score":
             if self._val_score_pairs is None:
                 self._val_score_pairs = self._bridge_pairs(self.val_targets)
-            g = self._generator(self.cfg.random_state + 2)
+            g = torch.Generator().manual_seed(self.cfg.random_state + 2)
             with torch.enable_grad():
                 return self._score_loss(*self._score_batch(self._val_score_pairs, g), generator=g).item()
         stochastic = phase == "joint" and self.cfg.sigma > 0
-        g = self._generator(self.cfg.random_state + 3)
+        # validation draws on the host, once per epoch: the same numbers on any device, so that the ranks of a
+        # data-parallel fit on different GPU models take the same decisions
+        g = torch.Generator().manual_seed(self.cfg.random_state + 3)
         out = self._push(self.val_x0, stochastic=stochastic, generator=g)
         problems, totals = [], []
         for k in range(1, self.K + 1):
@@ -413,6 +412,8 @@ class _Trainer:
             ema = [p.detach().clone() for p in params]
         else:
             opt.load_state_dict(saved["optimizer"])
+            for state in opt.state.values():  # a checkpoint loaded onto a GPU put them there: Adam would read back
+                state["step"] = state["step"].cpu()
             sched.load_state_dict(saved["scheduler"])
             ema, best_state = saved["ema"], saved["best_state"]
             best_val, since_best, hist = saved["best_val"], saved["since_best"], saved["hist"]
@@ -559,6 +560,13 @@ def fit(
         if state is None:
             logger.info("no training state in %r: starting from the beginning", str(checkpoint_dir))
         else:
+            saved_on = state.get("generator_device", "cpu")  # older checkpoints: always a host generator
+            if saved_on != trainer.gen.device.type:
+                raise ValueError(
+                    f"The checkpoint in {str(checkpoint_dir)!r} was written by a fit whose random generator was on "
+                    f"the {saved_on} (this one's is on the {trainer.gen.device.type}); resume it with the accelerator "
+                    "that wrote it, or pass `resume=False` to start over (the checkpoint is then overwritten)."
+                )
             nets.load_state_dict(state["nets"])
             trainer.gen.set_state(state["generator"].cpu())  # a generator's state is a host tensor on any device
             history, first_phase, saved = state["history"], state["phase"], state["phase_state"]
@@ -608,6 +616,7 @@ def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict |
             "history": history,
             "nets": trainer.nets.state_dict(),
             "generator": trainer.gen.get_state(),
+            "generator_device": trainer.gen.device.type,
         }
     )
 
