@@ -44,14 +44,14 @@ RANK_SEED_STRIDE = 1_000_003
 
 
 class _StepModule(torch.nn.Module):
-    """One training step as a module, so that DistributedDataParallel can wrap it.
+    """One training step of a phase as a module, so that DistributedDataParallel can wrap it.
 
-    Its forward returns the step's loss and parts; the networks are its only parameters.
+    Its forward returns the step's loss and parts; its parameters are those of the networks the phase trains.
     """
 
-    def __init__(self, trainer: _Trainer):
+    def __init__(self, trainer: _Trainer, networks: list[torch.nn.Module]):
         super().__init__()
-        self.nets = trainer.nets
+        self.trained = torch.nn.ModuleList(networks)
         self._step = trainer.step
 
     def forward(self, phase: str):
@@ -68,15 +68,9 @@ class _Trainer:
         # the generator lives there, and the step's random numbers are drawn there (no host copies)
         where = self.device if self.device.type == "cuda" else "cpu"
         self.gen = torch.Generator(device=where).manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
-        self.step_fn = self.step
         # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
         self.threaded = not distributed and self.device.type == "cpu" and n_cores() > 1
-        if distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # DDP averages the gradients of the whole step's loss (all integration steps, all losses);
-            # each phase trains a subset of the networks, hence find_unused_parameters
-            self.step_fn = DistributedDataParallel(_StepModule(self), find_unused_parameters=True)
+        self._wrapped = {}  # (phase, local stage) → DistributedDataParallel of the networks it trains
         self.K = len(data) - 1
         # fixed validation particles: a subset of all t0 cells (bounded size)
         g0 = torch.Generator().manual_seed(config.random_state + 1)
@@ -373,13 +367,36 @@ class _Trainer:
         return [v / dist.get_world_size() for v in values.tolist()]
 
     # ------------------------------------------------------------------ phases
-    def parameters_for(self, phase: str):
+    def networks_for(self, phase: str) -> list[torch.nn.Module]:
+        """Return the networks a phase trains."""
         nets = self.nets
         if phase in ("pretrain", "refine"):
-            return list(nets.flow_net.parameters())
+            return [nets.flow_net]
         if phase == "score":
-            return list(nets.score_net.parameters())
-        return list(nets.parameters())
+            return [nets.score_net]
+        return [nets.flow_net, nets.score_net] if self.cfg.sigma > 0 else [nets.flow_net]  # s acts through noise
+
+    def parameters_for(self, phase: str) -> list[torch.nn.Parameter]:
+        return [p for net in self.networks_for(phase) for p in net.parameters()]
+
+    def step_fn(self, phase: str) -> tuple[torch.Tensor, dict]:
+        """:meth:`step`; in data-parallel training through the phase's ``DistributedDataParallel``.
+
+        DDP averages the gradients of the whole step's loss (all integration steps, all losses). Each
+        phase (and pre-training's local stage) gets its own wrapper, of the networks it trains, made by all
+        ranks at its first step. Its graph is the same in every step (``static_graph``): the parameters
+        that get no gradient (the score network's output bias, when only ∇s enters) are found once, not
+        searched for, with a read-back to the host, in every step.
+        """
+        if not self.distributed:
+            return self.step(phase)
+        key = (phase, self.local)
+        if key not in self._wrapped:
+            from torch.nn.parallel import DistributedDataParallel
+
+            module = _StepModule(self, self.networks_for(phase))
+            self._wrapped[key] = DistributedDataParallel(module, static_graph=True)
+        return self._wrapped[key](phase)
 
     def run_phase(self, phase: str, n_epochs: int, progress, saved: dict | None = None, on_epoch=None) -> dict:
         """Train one phase.
