@@ -281,8 +281,8 @@ def test_score_matching_loss_weights_are_normalised():
     w = torch.rand(40) + 0.1
     l1 = score_matching_loss(nets, xa, xb, 0.0, 1.0, 0.1, w, torch.Generator().manual_seed(1))
     l2 = score_matching_loss(nets, xa, xb, 0.0, 1.0, 0.1, 5 * w, torch.Generator().manual_seed(1))
-    assert float(l1) == pytest.approx(float(l2), rel=1e-5)
-    assert math.isfinite(float(l1))
+    assert l1.item() == pytest.approx(l2.item(), rel=1e-5)
+    assert math.isfinite(l1.item())
 
 
 class _SmoothedBridgeScore(_BridgeScore):
