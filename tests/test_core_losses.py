@@ -332,6 +332,6 @@ def test_score_matching_loss_takes_numbers_arrays_and_tensors_alike():
         (torch.full((40,), 0.5), torch.full((40,), 1.5), (torch.full((40,), 0.1), torch.full((40,), 0.2))),
     ]:
         gen = torch.Generator().manual_seed(1)
-        values.append(float(score_matching_loss(nets, xa, xb, ta, tb, 0.1, w, gen, bandwidth=h)))
+        values.append(score_matching_loss(nets, xa, xb, ta, tb, 0.1, w, gen, bandwidth=h).item())
     assert values[1] == values[0]
     assert values[2] == values[0]
