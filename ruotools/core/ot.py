@@ -42,7 +42,7 @@ def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cdist(x, y).pow(2)
 
 
-def _nan_plan(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _nan_plan(a: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return an all-NaN plan and potential, for a problem with non-finite data, without running a solver.
 
     The loss is then NaN, and the training loop restores its last good state.
@@ -55,7 +55,7 @@ def _emd(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Te
     b64 = b.detach().double().cpu().numpy()
     c64 = cost.detach().double().cpu().numpy()
     if not (np.isfinite(a64).all() and np.isfinite(b64).all() and np.isfinite(c64).all()):
-        return _nan_plan(a, b, cost)
+        return _nan_plan(a, cost)
     a64 = a64 / a64.sum()
     b64 = b64 / b64.sum()
     plan, log = ot.emd(a64, b64, c64, numItermax=10_000_000, log=True)
@@ -96,7 +96,7 @@ def sinkhorn_log(
     with torch.no_grad():
         c_max, a_sum, b_sum = torch.stack([cost.max(), a.sum(), b.sum()]).tolist()  # one read-back
         if not all(math.isfinite(v) for v in (c_max, a_sum, b_sum)):
-            return _nan_plan(a, b, cost)
+            return _nan_plan(a, cost)
         log_a, log_b = torch.log(a), torch.log(b)
         f = torch.zeros_like(a)
         g = torch.zeros_like(b)

@@ -453,8 +453,8 @@ class _Trainer:
                 losses.append(loss.detach())
             # checked once per epoch (a read-back per step would stall a GPU): after a non-finite loss the
             # epoch's remaining steps are wasted, never kept, and the OT solvers return at once on NaN
-            losses = self._loss_values(losses)
-            if not all(math.isfinite(v) for v in losses):
+            values = self._loss_values(losses)
+            if not all(math.isfinite(v) for v in values):
                 self.nets.load_state_dict(best_state)
                 hist["stopped"] = f"non-finite loss at epoch {epoch}; restored the best state"
                 logger.warning(
@@ -466,7 +466,7 @@ class _Trainer:
                 bar.close()
                 hist["best_val"] = best_val
                 return hist
-            hist["loss"].append(float(np.mean(losses)))
+            hist["loss"].append(float(np.mean(values)))
             improved, val = False, math.nan
             if not self.local:
                 raw = [p.detach().clone() for p in params]
