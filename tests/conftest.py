@@ -74,3 +74,31 @@ def ruotools_log(caplog):
     caplog.set_level(logging.DEBUG, logger="ruotools")
     yield caplog
     logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def every_branch():
+    """Training settings with every branch of a step on (growth, local stage, noise, Fokker–Planck and
+    initial-density terms) and a function that runs all their phases on a ``_Trainer`` as ``fit`` does,
+    returning each phase's history."""
+    from ruotools.core import train
+    from ruotools.core.config import PHASES, TrainConfig
+
+    config = TrainConfig(
+        batch_size=32,
+        epochs={"pretrain": 2, "refine": 1, "score": 1, "joint": 1},
+        steps_per_epoch=2,
+        local_fraction=0.5,
+        lambda_fp=1.0,
+        lambda_init=0.1,
+    )
+
+    def run_every_phase(trainer):
+        history = {}
+        for phase in PHASES:
+            history[phase] = trainer.run_phase(phase, config.epochs[phase], lambda it, **kwargs: train._Silent(it))
+            if phase == "pretrain":
+                trainer.calibrate_total_mass()  # the growth offset c(t) then enters every later step
+        return history
+
+    return config, run_every_phase

@@ -11,7 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 import ruotools
 from ruotools.core import train
-from ruotools.core.config import PHASES, TrainConfig
+from ruotools.core.config import TrainConfig
 from ruotools.core.data import Snapshots
 from ruotools.core.losses import scott_bandwidth
 from ruotools.core.networks import RUOTNetworks
@@ -130,32 +130,21 @@ class _ReadBackSpy(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_training_steps_read_nothing_back_from_the_device_but_the_ot_plan():
+def test_training_steps_read_nothing_back_from_the_device_but_the_ot_plan(every_branch):
     """Every phase's steps (forward, backward, optimiser) keep their tensors where they are.
 
     On a GPU a read-back (``.item()``, ``float()``, a size read from the data) or a tensor made from
     host data stalls the device; in a training step only the exact OT plan, solved on the host, may
     do so. All branches are on: growth, local stage, noise, Fokker–Planck and initial-density terms.
     """
+    config, run_every_phase = every_branch
     data = _snapshots(3)
-    config = TrainConfig(
-        batch_size=32,
-        epochs={"pretrain": 2, "refine": 1, "score": 1, "joint": 1},
-        steps_per_epoch=2,
-        local_fraction=0.5,
-        lambda_fp=1.0,
-        lambda_init=0.1,
-    )
-    nets = _perturbed_nets(data, config)
-    trainer = train._Trainer(data, config, nets)
+    trainer = train._Trainer(data, config, _perturbed_nets(data, config))
     trainer.threaded = False  # the spy sees the calling thread only
 
     spy = _ReadBackSpy()
     with spy:
-        for phase in PHASES:
-            trainer.run_phase(phase, config.epochs[phase], lambda it, **kwargs: train._Silent(it))
-            if phase == "pretrain":
-                trainer.calibrate_total_mass()  # the growth offset c(t) then enters every later step
+        run_every_phase(trainer)
     unexpected = sorted({(what, where) for what, where, allowed in spy.seen if not allowed})
     assert unexpected == []
     # the spy does see ruotools' expected read-backs: the epochs' loss values and validation's masses

@@ -7,7 +7,6 @@ import torch
 import ruotools as rt
 from ruotools.core import checkpoint, train
 from ruotools.core import ot as ot_module
-from ruotools.core.config import PHASES, TrainConfig
 from ruotools.core.data import Snapshots
 from ruotools.core.dynamics import integrate
 from ruotools.core.networks import RUOTNetworks
@@ -68,7 +67,7 @@ def test_ddp_with_nccl_on_one_gpu(tiny_fit_kwargs):
     assert np.isfinite(adata.obs["ruot_growth_rate"]).all()
 
 
-def test_training_steps_do_not_synchronise_with_the_host(monkeypatch):
+def test_training_steps_do_not_synchronise_with_the_host(monkeypatch, every_branch):
     """In every phase, CUDA work waits for the host only in the exact OT plan (and once per epoch).
 
     ``torch.cuda.set_sync_debug_mode("error")`` raises on any synchronising call (a read-back, a copy
@@ -78,14 +77,7 @@ def test_training_steps_do_not_synchronise_with_the_host(monkeypatch):
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(300, 3, generator=g) + k for k in range(3)]
     data = Snapshots(xs, [0.0, 1.0, 2.0], [1.0, 1.3, 1.6], device="cuda")
-    config = TrainConfig(
-        batch_size=64,
-        epochs={"pretrain": 2, "refine": 1, "score": 1, "joint": 1},
-        steps_per_epoch=3,
-        local_fraction=0.5,
-        lambda_fp=1.0,
-        lambda_init=0.1,
-    )
+    config, run_every_phase = every_branch
     nets = RUOTNetworks.from_config(data.dim, config).cuda()
     trainer = train._Trainer(data, config, nets)
 
@@ -105,13 +97,10 @@ def test_training_steps_do_not_synchronise_with_the_host(monkeypatch):
         monkeypatch.setattr(train._Trainer, name, synchronising(getattr(train._Trainer, name)))
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for phase in PHASES:
-            hist = trainer.run_phase(phase, config.epochs[phase], lambda it, **kwargs: train._Silent(it))
-            assert hist["stopped"] == "max_epochs"
-            if phase == "pretrain":
-                trainer.calibrate_total_mass()
+        history = run_every_phase(trainer)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+    assert all(hist["stopped"] == "max_epochs" for hist in history.values())
     assert all(torch.isfinite(p).all() for p in nets.parameters())
 
 
