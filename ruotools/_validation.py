@@ -353,10 +353,14 @@ def resolve_device(accelerator: str = "auto", device: str | int = "auto"):
     if accelerator == "cpu" or device == "auto":
         return torch.device(accelerator)
     if isinstance(device, int | np.integer):
-        return torch.device(accelerator, int(device))
-    if isinstance(device, str):
-        return torch.device(device)
-    raise TypeError(f"`device` must be 'auto', an integer index or a device string, got {device!r}.")
+        chosen = torch.device(accelerator, int(device))
+    elif isinstance(device, str):
+        chosen = torch.device(device)
+    else:
+        raise TypeError(f"`device` must be 'auto', an integer index or a device string, got {device!r}.")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ValueError(f"`device={device!r}` but only {torch.cuda.device_count()} CUDA device(s) are visible.")
+    return chosen
 
 
 STRATEGIES = ("single", "ddp")
@@ -384,6 +388,11 @@ def check_strategy(strategy: str, devices, device, checkpoint_dir, launched: boo
         raise ValueError("`checkpoint_dir` is not supported with `strategy='ddp'`; pass `checkpoint_dir=None`.")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"`strategy='ddp'` runs on CPU (gloo) or CUDA (NCCL), not on {device.type!r}.")
+    if device.index is not None:
+        raise ValueError(
+            f"`device={str(device)!r}` picks one GPU, but with `strategy='ddp'` rank r trains on GPU r of its node; "
+            "omit `device` (restrict the GPUs with CUDA_VISIBLE_DEVICES)."
+        )
     if launched:
         world = int(os.environ["WORLD_SIZE"])
         if devices not in (None, world):

@@ -24,7 +24,9 @@ class RUOTModel:
     Positions are in the fitted representation (first ``n_dims`` columns of ``use_rep``) and
     times in the user's time unit; every output is converted back from the internal
     standardised units: velocities per unit of the user's time, growth in log-mass per unit
-    time, the score s = (σ²/2)·log ρ and the potential −log ρ (up to a constant).
+    time, the score s = (σ²/2)·log ρ and the potential −log ρ (up to a constant). Positions may be
+    NumPy arrays (the results are NumPy arrays) or torch tensors on any device (the results are
+    float32 tensors on the device of the positions), whatever the model's device.
 
     Create one with :func:`ruotools.tl.fit_ruot`, :meth:`from_adata`, or :meth:`load`.
 
@@ -82,37 +84,38 @@ class RUOTModel:
         st = self.standardizer
         return self.config.sigma * st.x_scale / math.sqrt(st.t_scale)
 
-    def _inputs(self, x, t) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        is_torch = torch.is_tensor(x)
-        xn = x.detach().cpu().double().numpy() if is_torch else np.asarray(x, dtype=np.float64)
+    def _inputs(self, x, t) -> tuple[torch.Tensor, torch.Tensor, torch.device | None]:
+        """Internal-unit tensors on the model's device, and the device of ``x`` if it is a tensor."""
+        caller = x.device if torch.is_tensor(x) else None
+        xn = _float64(x)
         if xn.ndim != 2 or xn.shape[1] != self.n_dims:
             raise ValueError(f"`x` must have shape (n, {self.n_dims}), got {xn.shape}.")
-        tn = t.detach().cpu().double().numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
-        tn = np.broadcast_to(tn, (xn.shape[0],))
+        tn = np.broadcast_to(_float64(t), (xn.shape[0],))
         st = self.standardizer
         xi = torch.as_tensor(st.x_to_internal(xn), dtype=torch.float32, device=self.device)
         ti = torch.as_tensor(st.t_to_internal(tn), dtype=torch.float32, device=self.device)
-        return xi, ti, is_torch
+        return xi, ti, caller
 
     @staticmethod
-    def _out(value: torch.Tensor, is_torch: bool):
+    def _out(value: torch.Tensor, caller: torch.device | None):
+        """Return a tensor on the caller's device for tensor input, else a NumPy array."""
         value = value.detach()
-        return value if is_torch else value.cpu().numpy()
+        return value.to(caller) if caller is not None else value.cpu().numpy()
 
     def velocity(self, x, t):
         """Velocity v(x, t) per unit of the user's time, shape (n, d); ``t`` scalar or (n,)."""
-        xi, ti, is_torch = self._inputs(x, t)
+        xi, ti, caller = self._inputs(x, t)
         st = self.standardizer
         with torch.no_grad():
             v = self.nets.velocity(xi, ti) * (st.x_scale / st.t_scale)
-        return self._out(v, is_torch)
+        return self._out(v, caller)
 
     def growth(self, x, t):
         """Growth rate g(x, t) in log-mass per unit of the user's time, shape (n,)."""
-        xi, ti, is_torch = self._inputs(x, t)
+        xi, ti, caller = self._inputs(x, t)
         with torch.no_grad():
             g = self.nets.growth(xi, ti) / self.standardizer.t_scale
-        return self._out(g, is_torch)
+        return self._out(g, caller)
 
     def _log_density(self, xi, ti) -> torch.Tensor:
         sig = self.config.sigma
@@ -127,28 +130,28 @@ class RUOTModel:
         the same mean over the cells of every time point (linear in between; models saved by
         ruotools before this was added keep a free constant).
         """
-        xi, ti, is_torch = self._inputs(x, t)
+        xi, ti, caller = self._inputs(x, t)
         with torch.no_grad():
             u = -self._log_density(xi, ti)
-        return self._out(u, is_torch)
+        return self._out(u, caller)
 
     def score(self, x, t):
         """Score potential s = (σ²/2)·log ρ(x, t) in the user's units, up to a constant."""
-        xi, ti, is_torch = self._inputs(x, t)
+        xi, ti, caller = self._inputs(x, t)
         with torch.no_grad():
             s = 0.5 * self.sigma**2 * self._log_density(xi, ti)
-        return self._out(s, is_torch)
+        return self._out(s, caller)
 
     def drift(self, x, t):
         """SDE drift b = v + ∇s per unit of the user's time, shape (n, d)."""
-        xi, ti, is_torch = self._inputs(x, t)
+        xi, ti, caller = self._inputs(x, t)
         st = self.standardizer
         with torch.no_grad():
             b = self.nets.velocity(xi, ti)
         if self.config.sigma > 0:
             _, grad = self.nets.score_grad(xi, ti)
             b = b + grad
-        return self._out(b * (st.x_scale / st.t_scale), is_torch)
+        return self._out(b * (st.x_scale / st.t_scale), caller)
 
     # ------------------------------------------------------------------ simulation
     def simulate(
@@ -167,7 +170,7 @@ class RUOTModel:
         Parameters
         ----------
         x0
-            Start positions (n, d) in the fitted representation.
+            Start positions (n, d) in the fitted representation (array, or tensor on any device).
         times
             Increasing times (T,) in the user's unit; ``times[0]`` is the start time.
         log_mass0
@@ -193,15 +196,14 @@ class RUOTModel:
         >>> np.exp(out["log_mass"]).sum(axis=1)  # predicted population size relative to t = 0  # doctest: +SKIP
         """
         st = self.standardizer
-        x0 = np.asarray(x0, dtype=np.float64)
-        times = np.asarray(times, dtype=np.float64)
+        x0, times = _float64(x0), _float64(times)
         if times.ndim != 1 or len(times) < 2 or np.any(np.diff(times) <= 0):
             raise ValueError("`times` must be an increasing sequence of at least two time points.")
         xi = torch.as_tensor(st.x_to_internal(x0), dtype=torch.float32, device=self.device)
         if log_mass0 is None:
             ell = torch.full((len(xi),), -math.log(len(xi)), device=self.device)
         else:
-            ell = torch.as_tensor(np.asarray(log_mass0), dtype=torch.float32, device=self.device)
+            ell = torch.as_tensor(_float64(log_mass0), dtype=torch.float32, device=self.device)
         gen = torch.Generator().manual_seed(int(random_state))
         with torch.no_grad():
             out = integrate(
@@ -317,6 +319,13 @@ class RUOTModel:
             f"RUOTModel(n_dims={self.n_dims}, time_points={self.time_points.tolist()}, sigma={self.sigma:.4g}, "
             f"growth={self.config.growth}, use_rep={self.use_rep!r})"
         )
+
+
+def _float64(a) -> np.ndarray:
+    """Return ``a`` as a float64 NumPy array (a tensor on any device, with or without gradient, is copied)."""
+    if torch.is_tensor(a):
+        return a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
 
 
 def _scalar(v):

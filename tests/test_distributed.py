@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import ruotools as rt
+from ruotools._validation import check_strategy
 from ruotools.core.config import TrainConfig
 from ruotools.core.data import Snapshots
-from ruotools.core.distributed import fit_spawned
+from ruotools.core.distributed import fit_in_launched_job, fit_spawned, local_gpu
 from ruotools.core.train import fit
 
 BUDGET = {"pretrain": 6, "refine": 1, "score": 2, "joint": 2}
@@ -116,6 +117,65 @@ def test_torchrun_job_trains_on_every_rank_and_rank0_writes(tmp_path, tiny_fit_k
     assert ranks[1]["written"] == []
 
 
+_SKEWED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    from ruotools.core import train
+    from ruotools.core.config import TrainConfig
+    from ruotools.core.data import Snapshots
+    from ruotools.core.distributed import weights_checksum
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    own = train._Trainer._validation_score
+    calls = []
+
+    def skewed(self, phase):
+        # as if rank 1's kernels rounded differently: its own scores would always look like an improvement
+        calls.append(own(self, phase))
+        return calls[-1] if rank == 0 else -float(len(calls))
+
+    train._Trainer._validation_score = skewed
+    rng = np.random.default_rng(0)
+    xs = [(rng.normal(size=(200, 2)) * 0.3 + [k, 0.5 * k]).astype(np.float32) for k in range(3)]
+    cfg = TrainConfig(
+        epochs={"pretrain": 6, "refine": 1, "score": 2, "joint": 2}, hidden_dim=16, batch_size=32,
+        steps_per_epoch=3, local_fraction=0.0, early_stopping=False, show_progress_bar=False,
+    )
+    nets, history = train.fit(Snapshots(xs, [0.0, 1.0, 2.0], [1.0, 1.3, 1.6]), cfg, distributed=True)
+    vals = {phase: [float(v) for v in h["val"]] for phase, h in history.items()}
+    with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+        json.dump({"checksum": weights_checksum(nets), "val": vals, "own": calls}, f)
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_ranks_take_rank0s_decisions_when_their_validation_scores_differ(tmp_path):
+    """Ranks whose kernels round differently (other GPU models) would keep different states: they use rank 0's score."""
+    script = tmp_path / "skewed.py"
+    script.write_text(_SKEWED_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["val"] == ranks[1]["val"]
+    assert all(v >= 0 for v in ranks[0]["val"]["pretrain"])  # rank 0's scores, not rank 1's negative ones
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    # each rank did compute its own scores (rank 1's were then replaced by rank 0's)
+    assert len(ranks[1]["own"]) == len(ranks[0]["own"]) > 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -130,6 +190,27 @@ def test_strategy_errors(kwargs, message, tiny_fit_kwargs):
     with pytest.raises(ValueError, match=message):
         rt.tl.fit_ruot(adata, "time", **{**tiny_fit_kwargs, **kwargs})
     assert "ruot" not in adata.uns
+
+
+def test_each_rank_finds_its_gpu_whether_it_sees_all_of_the_nodes_or_only_its_own():
+    assert [local_gpu(r, 4) for r in range(4)] == [0, 1, 2, 3]  # torchrun: every rank sees the node's GPUs
+    assert [local_gpu(r, 1) for r in range(4)] == [0, 0, 0, 0]  # srun --gpus-per-task=1: one GPU per rank
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=4 but sees 4 GPU\(s\): start at most one rank per GPU"):
+        local_gpu(4, 4)
+
+
+def test_ddp_with_one_chosen_gpu_is_refused():
+    with pytest.raises(ValueError, match=r"`device='cuda:1'` picks one GPU, but with `strategy='ddp'` rank r"):
+        check_strategy("ddp", 2, torch.device("cuda", 1), None, launched=False)
+    assert check_strategy("ddp", 2, torch.device("cpu"), None, launched=False) == 2
+
+
+def test_cpu_training_in_an_nccl_process_group_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: "nccl")
+    xs, times, masses = _toy()
+    with pytest.raises(ValueError, match="uses NCCL, which communicates CUDA tensors only"):
+        fit_in_launched_job(xs, times, masses, TrainConfig(), device_type="cpu", train_size=0.9, random_state=0)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="checks the error shown with fewer than 2 GPUs")

@@ -60,6 +60,31 @@ def test_fit_on_cuda(tiny_fit_kwargs):
     np.testing.assert_allclose(w_gpu, w_cpu, rtol=0.5)
 
 
+def test_model_results_come_back_on_the_device_of_the_positions(tiny_fit_kwargs):
+    adata = rt.datasets.simulated_gene()
+    model = rt.tl.fit_ruot(adata, "time", **tiny_fit_kwargs)
+    x = torch.as_tensor(adata.X[:20], dtype=torch.float32)
+    on_cpu = model.velocity(x, 1.0)
+    for model_device in ("cpu", "cuda"):
+        model.to(model_device)
+        for x_device in ("cpu", "cuda"):
+            v = model.velocity(x.to(x_device), 1.0)
+            assert v.device.type == x_device, (model_device, x_device)
+            np.testing.assert_allclose(v.cpu().numpy(), on_cpu.numpy(), rtol=1e-4, atol=1e-5)
+        out = model.simulate(x.cuda().requires_grad_(), [0.0, 1.0], stochastic=False)
+        assert isinstance(out["X"], np.ndarray)
+    # the functions of rt.tl take the model (and its device) when it is passed
+    rt.tl.simulate(adata, model=model, n_particles=50)
+
+
+def test_a_gpu_index_beyond_the_visible_ones_is_refused(tiny_fit_kwargs):
+    adata = rt.datasets.simulated_gene()
+    n = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=f"`device={n}` but only {n} CUDA device"):
+        rt.tl.fit_ruot(adata, "time", **{**tiny_fit_kwargs, "accelerator": "cuda", "device": n})
+    assert "ruot" not in adata.uns
+
+
 def test_ddp_with_nccl_on_one_gpu(tiny_fit_kwargs):
     adata = rt.datasets.simulated_gene()
     rt.tl.fit_ruot(adata, "time", strategy="ddp", devices=1, **{**tiny_fit_kwargs, "accelerator": "cuda"})

@@ -108,6 +108,23 @@ def test_numpy_and_torch_inputs_agree(gene_fitted):
         np.testing.assert_allclose(from_float32.numpy(), from_numpy, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_tensors_that_require_grad_are_accepted_everywhere(gene_fitted):
+    # a field's tensor output, or any tensor in an autograd graph, can be passed on (np.asarray would raise)
+    adata, model = gene_fitted
+    x, t = _probe(adata, 40)
+    xt = torch.as_tensor(x, dtype=torch.float32).requires_grad_(True)
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(model, name)(xt, t).numpy(), getattr(model, name)(xt.detach(), t).numpy())
+    pushed = xt + 0.1 * model.velocity(xt, 0.0)
+    kwargs = {"stochastic": True, "random_state": 3}
+    start_mass = torch.zeros(40).requires_grad_()
+    from_tensors = model.simulate(pushed, torch.tensor([0.0, 1.0]), log_mass0=start_mass, **kwargs)
+    from_numpy = model.simulate(pushed.detach().numpy(), [0.0, 1.0], log_mass0=np.zeros(40), **kwargs)
+    for key in ("t", "X", "log_mass"):
+        assert isinstance(from_tensors[key], np.ndarray), key
+        np.testing.assert_array_equal(from_tensors[key], from_numpy[key], err_msg=key)
+
+
 def test_output_shapes_and_scalar_time(gene_fitted):
     adata, model = gene_fitted
     x, _ = _probe(adata, 30)

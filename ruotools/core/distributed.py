@@ -31,6 +31,23 @@ def backend_for(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
+def local_gpu(local_rank: int, n_visible: int) -> int:
+    """Index of the GPU a rank uses among those it sees.
+
+    Launchers either show every GPU of the node to every rank (rank ``LOCAL_RANK`` takes GPU
+    ``LOCAL_RANK``) or give each rank its own GPU (SLURM's ``--gpus-per-task=1`` sets
+    ``CUDA_VISIBLE_DEVICES`` per task: the rank sees one GPU, index 0).
+    """
+    if n_visible == 1:
+        return 0
+    if not 0 <= local_rank < n_visible:
+        raise ValueError(
+            f"This rank has LOCAL_RANK={local_rank} but sees {n_visible} GPU(s): start at most one rank per GPU "
+            "(`torchrun --nproc_per_node` no larger than the node's GPU count), or give each rank one GPU."
+        )
+    return local_rank
+
+
 def per_rank_config(config: TrainConfig, world_size: int) -> TrainConfig:
     """Split the batch over the ranks.
 
@@ -124,7 +141,7 @@ def fit_in_launched_job(
     """Train as one rank of a job started by ``torchrun`` (this process is one of the ranks).
 
     Initialises the process group from the launcher's environment when it is not initialised yet
-    (``env://``; NCCL with CUDA, using GPU ``LOCAL_RANK``), and leaves it initialised.
+    (``env://``; NCCL with CUDA, on the GPU chosen by :func:`local_gpu`), and leaves it initialised.
 
     Returns
     -------
@@ -132,13 +149,18 @@ def fit_in_launched_job(
         This rank's networks (identical on all ranks) and history, its rank, and every rank's
         :func:`weights_checksum`.
     """
-    if not dist.is_initialized():
-        dist.init_process_group(backend_for(device_type), init_method="env://")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
     device = torch.device("cpu")
     if device_type == "cuda":
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+        device = torch.device("cuda", local_gpu(int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()))
         torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend_for(device_type), init_method="env://")
+    elif device_type == "cpu" and dist.get_backend() == "nccl":
+        raise ValueError(
+            "The process group already started here uses NCCL, which communicates CUDA tensors only; "
+            "train on the GPUs (`accelerator='cuda'`) or start the group with the gloo backend for CPU training."
+        )
+    rank, world_size = dist.get_rank(), dist.get_world_size()
     data = Snapshots(xs, times, masses, train_size=train_size, random_state=random_state, device=device)
     # one progress bar for the job, on rank 0
     progress = progress if rank == 0 else None

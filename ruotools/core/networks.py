@@ -14,7 +14,7 @@ def _time_input(x: torch.Tensor, t) -> torch.Tensor:
     if not torch.is_tensor(t) or t.ndim == 0:
         t = torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
     else:
-        t = t.reshape(-1, 1).to(x.dtype)
+        t = t.reshape(-1, 1).to(device=x.device, dtype=x.dtype)
     return torch.cat([x, t], dim=1)
 
 

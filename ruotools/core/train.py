@@ -75,7 +75,7 @@ class _Trainer:
         # fixed validation particles: a subset of all t0 cells (bounded size)
         g0 = torch.Generator().manual_seed(config.random_state + 1)
         x0 = data.all[0]
-        idx = torch.randperm(len(x0), generator=g0)[:VAL_PARTICLES].to(x0.device)
+        idx = torch.randperm(len(x0), generator=g0, device="cpu")[:VAL_PARTICLES].to(x0.device)
         self.val_x0 = x0[idx]
         self.val_targets = [data.val[k] if len(data.val[k]) else data.train[k] for k in range(len(data))]
         # at most VAL_TARGETS target cells: the exact plans of validation then cost the same at any N
@@ -176,7 +176,7 @@ class _Trainer:
         start and end cells and each pair's share of the plan.
         """
         g = torch.Generator().manual_seed(self.cfg.random_state + 4)
-        subsets = [x[torch.randperm(len(x), generator=g)[:SCORE_PAIRS].to(x.device)] for x in cells]
+        subsets = [x[torch.randperm(len(x), generator=g, device="cpu")[:SCORE_PAIRS].to(x.device)] for x in cells]
         problems = [(xa, xb, uniform(len(xa), xa), uniform(len(xb), xb)) for xa, xb in itertools.pairwise(subsets)]
         pairs = []
         for (xa, xb, _, _), (plan, _) in zip(
@@ -304,9 +304,25 @@ class _Trainer:
         return loss, parts
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def validate(self, phase: str) -> float:
-        """Return the validation score over all intervals, including the mass error (METHOD.md §7)."""
+        """Return the validation score over all intervals, including the mass error (METHOD.md §7).
+
+        With several processes it is rank 0's score on every rank, so that all ranks take the same
+        decisions (keeping a state, stopping early) even where their kernels round differently.
+        """
+        return self._rank0_values([self._validation_score(phase)])[0]
+
+    def _rank0_values(self, values: list[float]) -> list[float]:
+        """``values`` as computed by rank 0 (in a single process: unchanged)."""
+        if not self.distributed:
+            return values
+        # on the training device: NCCL communicates CUDA tensors only
+        held = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.broadcast(held, src=0)
+        return held.tolist()
+
+    @torch.no_grad()
+    def _validation_score(self, phase: str) -> float:
         if phase == "score":
             if self._val_score_pairs is None:
                 self._val_score_pairs = self._bridge_pairs(self.val_targets)
@@ -314,8 +330,7 @@ class _Trainer:
             with torch.enable_grad():
                 return self._score_loss(*self._score_batch(self._val_score_pairs, g), generator=g).item()
         stochastic = phase == "joint" and self.cfg.sigma > 0
-        # validation draws on the host, once per epoch: the same numbers on any device, so that the ranks of a
-        # data-parallel fit on different GPU models take the same decisions
+        # validation draws on the host, once per epoch: the same numbers on any device
         g = torch.Generator().manual_seed(self.cfg.random_state + 3)
         out = self._push(self.val_x0, stochastic=stochastic, generator=g)
         problems, totals = [], []
@@ -349,7 +364,7 @@ class _Trainer:
         # coarse training grid (whose error in the mass reached 2.6 % on the Gaussian mixture)
         x0 = self.val_x0
         out = integrate(self.nets, x0, self._start(x0), self.data.times, steps_per_unit=CALIBRATION_STEPS_PER_UNIT)
-        predicted = [torch.logsumexp(ell, 0).item() for ell in out["log_mass"][1:]]
+        predicted = self._rank0_values([torch.logsumexp(ell, 0).item() for ell in out["log_mass"][1:]])
         observed = [math.log(m) for m in self.data.masses[1:]]
         self.nets.calibrate_total_mass(self.data.times, [o - p for o, p in zip(observed, predicted, strict=True)])
 
