@@ -359,7 +359,8 @@ def resolve_device(accelerator: str = "auto", device: str | int = "auto"):
     else:
         raise TypeError(f"`device` must be 'auto', an integer index or a device string, got {device!r}.")
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise ValueError(f"`device={device!r}` but only {torch.cuda.device_count()} CUDA device(s) are visible.")
+        shown = repr(device) if isinstance(device, str) else int(device)
+        raise ValueError(f"`device={shown}` but only {torch.cuda.device_count()} CUDA device(s) are visible.")
     return chosen
 
 

@@ -25,8 +25,9 @@ class RUOTModel:
     times in the user's time unit; every output is converted back from the internal
     standardised units: velocities per unit of the user's time, growth in log-mass per unit
     time, the score s = (σ²/2)·log ρ and the potential −log ρ (up to a constant). Positions may be
-    NumPy arrays (the results are NumPy arrays) or torch tensors on any device (the results are
-    float32 tensors on the device of the positions), whatever the model's device.
+    NumPy arrays or torch tensors on any device, whatever the model's device: the fields return
+    NumPy arrays for arrays and float32 tensors on the device of the positions for tensors
+    (:meth:`simulate` always returns NumPy arrays).
 
     Create one with :func:`ruotools.tl.fit_ruot`, :meth:`from_adata`, or :meth:`load`.
 

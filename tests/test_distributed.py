@@ -117,6 +117,30 @@ def test_torchrun_job_trains_on_every_rank_and_rank0_writes(tmp_path, tiny_fit_k
     assert ranks[1]["written"] == []
 
 
+def test_ranks_started_without_torchrun_given_its_variables(tmp_path, tiny_fit_kwargs):
+    """As under `srun bash -c 'RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS python fit.py'`."""
+    script = tmp_path / "fit.py"
+    script.write_text(_SCRIPT)
+    kwargs = {**tiny_fit_kwargs, "max_epochs": {"pretrain": 2, "refine": 1, "score": 1, "joint": 1}}
+    shared = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), repr(kwargs)],
+            env={**os.environ, **shared, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
+    for proc in ranks:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert results[0]["checksum"] == results[1]["checksum"]
+    assert {"ruot", "ruot_velocity"} <= set(results[0]["written"])
+    assert results[1]["written"] == []
+
+
 _SKEWED_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
@@ -140,6 +164,18 @@ _SKEWED_SCRIPT = textwrap.dedent(
         return calls[-1] if rank == 0 else -float(len(calls))
 
     train._Trainer._validation_score = skewed
+    if rank == 1:  # and its growth offset and score level would come out otherwise
+        calibrate, pin = train.RUOTNetworks.calibrate_total_mass, train.RUOTNetworks.pin_score_level
+
+        def skewed_calibration(nets, times, log_ratio):
+            calibrate(nets, times, [r + 0.1 for r in log_ratio])
+
+        def skewed_level(nets, times, cells):
+            pin(nets, times, cells)
+            nets.score_level_values += 0.1
+
+        train.RUOTNetworks.calibrate_total_mass = skewed_calibration
+        train.RUOTNetworks.pin_score_level = skewed_level
     rng = np.random.default_rng(0)
     xs = [(rng.normal(size=(200, 2)) * 0.3 + [k, 0.5 * k]).astype(np.float32) for k in range(3)]
     cfg = TrainConfig(
@@ -156,7 +192,8 @@ _SKEWED_SCRIPT = textwrap.dedent(
 
 
 def test_ranks_take_rank0s_decisions_when_their_validation_scores_differ(tmp_path):
-    """Ranks whose kernels round differently (other GPU models) would keep different states: they use rank 0's score."""
+    """Ranks whose kernels round differently (other GPU models) would keep different states and offsets: they use
+    rank 0's validation scores, growth offset and score level."""
     script = tmp_path / "skewed.py"
     script.write_text(_SKEWED_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
@@ -197,6 +234,27 @@ def test_each_rank_finds_its_gpu_whether_it_sees_all_of_the_nodes_or_only_its_ow
     assert [local_gpu(r, 1) for r in range(4)] == [0, 0, 0, 0]  # srun --gpus-per-task=1: one GPU per rank
     with pytest.raises(ValueError, match=r"LOCAL_RANK=4 but sees 4 GPU\(s\): start at most one rank per GPU"):
         local_gpu(4, 4)
+
+
+@pytest.mark.parametrize(("local_rank", "visible", "expected"), [(3, 1, 0), (3, 4, 3)])
+def test_a_launched_rank_sets_the_gpu_it_sees(monkeypatch, local_rank, visible, expected):
+    chosen = []
+
+    class Stop(Exception):
+        pass
+
+    def init_process_group(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", init_process_group)
+    xs, times, masses = _toy()
+    with pytest.raises(Stop):  # the GPU is chosen before the process group starts
+        fit_in_launched_job(xs, times, masses, TrainConfig(), device_type="cuda", train_size=0.9, random_state=0)
+    assert chosen == [torch.device("cuda", expected)]
 
 
 def test_ddp_with_one_chosen_gpu_is_refused():

@@ -364,9 +364,23 @@ class _Trainer:
         # coarse training grid (whose error in the mass reached 2.6 % on the Gaussian mixture)
         x0 = self.val_x0
         out = integrate(self.nets, x0, self._start(x0), self.data.times, steps_per_unit=CALIBRATION_STEPS_PER_UNIT)
-        predicted = self._rank0_values([torch.logsumexp(ell, 0).item() for ell in out["log_mass"][1:]])
+        predicted = [torch.logsumexp(ell, 0).item() for ell in out["log_mass"][1:]]
         observed = [math.log(m) for m in self.data.masses[1:]]
         self.nets.calibrate_total_mass(self.data.times, [o - p for o, p in zip(observed, predicted, strict=True)])
+        self.share_rank0_offsets()
+
+    def share_rank0_offsets(self) -> None:
+        """Give every rank rank 0's growth offset and score level (in a single process: nothing to do).
+
+        They are set from forward passes on each rank's own device (and a pseudo-inverse on its host),
+        which round differently on different GPU models or CPUs; the weights must be identical everywhere.
+        """
+        if not self.distributed:
+            return
+        for name in RUOTNetworks.OFFSET_BUFFERS:
+            held = getattr(self.nets, name)
+            if held.numel():  # the same on every rank: set by the same phases
+                dist.broadcast(held, src=0)
 
     def _loss_values(self, losses: list[torch.Tensor]) -> list[float]:
         """Return an epoch's step losses as numbers: one read-back from the device per epoch, not per step.
@@ -630,6 +644,7 @@ def fit(
         if config.sigma > 0:
             # cells of each snapshot (a bounded, fixed subset) at which the mean of s is set to zero
             nets.pin_score_level(data.times, [x[:SCORE_PAIRS] for x in data.train])
+            trainer.share_rank0_offsets()
     finally:
         torch.set_num_threads(threads)
     return nets, history
