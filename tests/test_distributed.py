@@ -98,20 +98,28 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_torchrun_job_trains_on_every_rank_and_rank0_writes(tmp_path, tiny_fit_kwargs):
-    script = tmp_path / "fit.py"
-    script.write_text(_SCRIPT)
-    kwargs = {**tiny_fit_kwargs, "max_epochs": {"pretrain": 2, "refine": 1, "score": 1, "joint": 1}}
+#: Epochs of the fits the launched scripts make.
+TINY_BUDGET = {"pretrain": 2, "refine": 1, "score": 1, "joint": 1}
+
+
+def _run_two_ranks(tmp_path, script_text: str, *args: str) -> list[dict]:
+    """Run ``script_text`` as a 2-rank torchrun job (arguments: ``tmp_path`` and ``args``); each rank's JSON."""
+    script = tmp_path / "job.py"
+    script.write_text(script_text)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
     proc = subprocess.run(
-        [*cmd, str(script), str(tmp_path), repr(kwargs)],
+        [*cmd, str(script), str(tmp_path), *args],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_torchrun_job_trains_on_every_rank_and_rank0_writes(tmp_path, tiny_fit_kwargs):
+    ranks = _run_two_ranks(tmp_path, _SCRIPT, repr({**tiny_fit_kwargs, "max_epochs": TINY_BUDGET}))
     assert ranks[0]["checksum"] == ranks[1]["checksum"]
     assert {"ruot", "ruot_velocity", "ruot_growth_rate"} <= set(ranks[0]["written"])
     assert ranks[1]["written"] == []
@@ -121,7 +129,7 @@ def test_ranks_started_without_torchrun_given_its_variables(tmp_path, tiny_fit_k
     """As under `srun bash -c 'RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS python fit.py'`."""
     script = tmp_path / "fit.py"
     script.write_text(_SCRIPT)
-    kwargs = {**tiny_fit_kwargs, "max_epochs": {"pretrain": 2, "refine": 1, "score": 1, "joint": 1}}
+    kwargs = {**tiny_fit_kwargs, "max_epochs": TINY_BUDGET}
     shared = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
     ranks = [
         subprocess.Popen(
@@ -194,18 +202,7 @@ _SKEWED_SCRIPT = textwrap.dedent(
 def test_ranks_take_rank0s_decisions_when_their_validation_scores_differ(tmp_path):
     """Ranks whose kernels round differently (other GPU models) would keep different states and offsets: they use
     rank 0's validation scores, growth offset and score level."""
-    script = tmp_path / "skewed.py"
-    script.write_text(_SKEWED_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(tmp_path)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = _run_two_ranks(tmp_path, _SKEWED_SCRIPT)
     assert ranks[0]["val"] == ranks[1]["val"]
     assert all(v >= 0 for v in ranks[0]["val"]["pretrain"])  # rank 0's scores, not rank 1's negative ones
     assert ranks[0]["checksum"] == ranks[1]["checksum"]

@@ -310,16 +310,12 @@ class _Trainer:
         With several processes it is rank 0's score on every rank, so that all ranks take the same
         decisions (keeping a state, stopping early) even where their kernels round differently.
         """
-        return self._rank0_values([self._validation_score(phase)])[0]
-
-    def _rank0_values(self, values: list[float]) -> list[float]:
-        """``values`` as computed by rank 0 (in a single process: unchanged)."""
+        score = self._validation_score(phase)
         if not self.distributed:
-            return values
-        # on the training device: NCCL communicates CUDA tensors only
-        held = torch.tensor(values, dtype=torch.float64, device=self.device)
+            return score
+        held = torch.tensor(score, dtype=torch.float64, device=self.device)  # NCCL sends CUDA tensors only
         dist.broadcast(held, src=0)
-        return held.tolist()
+        return held.item()
 
     @torch.no_grad()
     def _validation_score(self, phase: str) -> float:
