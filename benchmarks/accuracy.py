@@ -8,11 +8,13 @@ Usage::
 
     python benchmarks/accuracy.py                     # all datasets, seeds 0 1 2
     python benchmarks/accuracy.py --datasets gene --seeds 0
+    python benchmarks/accuracy.py --flavor var_ruot    # the least-action flavor
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import time
 
@@ -27,20 +29,20 @@ DATASETS = {
     "gaussian20-balanced": ("gaussian_mixture", {"n_dims": 20}, {"growth": False}),
 }
 
-PUBLISHED_W1 = {  # DeepRUOT, ../shared/reference/RESULTS.md
-    "gene": [0.057, 0.081, 0.125, 0.154],
-    "mouse": [0.146, 0.147],
+PUBLISHED_W1 = {  # DeepRUOT and Var-RUOT, ../shared/reference/RESULTS.md
+    "deepruot": {"gene": [0.057, 0.081, 0.125, 0.154], "mouse": [0.146, 0.147]},
+    "var_ruot": {"gene": [0.045, 0.039, 0.045, 0.057], "mouse": [0.120, 0.143]},
 }
 
 
-def run_one(name: str, seed: int) -> pd.DataFrame:
+def run_one(name: str, seed: int, flavor: str = "deepruot") -> pd.DataFrame:
     import ruotools as rt
 
     loader, load_kw, fit_kw = DATASETS[name]
     adata = getattr(rt.datasets, loader)(**load_kw)
     rt.settings.verbosity = "warning"
     start = time.perf_counter()
-    rt.tl.fit_ruot(adata, time_key="time", random_state=seed, show_progress_bar=False, **fit_kw)
+    rt.tl.fit_ruot(adata, time_key="time", random_state=seed, show_progress_bar=False, flavor=flavor, **fit_kw)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = []
@@ -58,24 +60,29 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
     args = parser.parse_args(argv)
 
-    df = run_isolated(run_one, args.datasets, args.seeds)
+    df = run_isolated(functools.partial(run_one, flavor=args.flavor), args.datasets, args.seeds)
     if args.csv:
         df.to_csv(args.csv, index=False)
 
-    print(f"\nDefault settings, seeds {args.seeds}; mean ± std over seeds.\n")
-    print("| dataset | time | W1 (SDE) | W2 (SDE) | W1 (ODE) | W2 (ODE) | TMV (SDE) | DeepRUOT W1 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\nFlavor {args.flavor}, default settings, seeds {args.seeds}; mean ± std over seeds.\n")
+    columns = ["W1 (SDE)", "W2 (SDE)", "W1 (ODE)", "W2 (ODE)", "TMV (SDE)", "action (SDE)"]
+    columns += ["DeepRUOT W1", "Var-RUOT W1"]
+    print("| dataset | time | " + " | ".join(columns) + " |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.datasets:
         sub = df[df.dataset == name]
         for k, t in enumerate(sorted(sub.time.unique())):
             sde = sub[(sub.time == t) & (sub["mode"] == "SDE")]
             ode = sub[(sub.time == t) & (sub["mode"] == "ODE")]
-            pub = PUBLISHED_W1.get(name, [])
-            ref = f"{pub[k]:.3f}" if k < len(pub) else "–"
-            cells = [pm(sde.W1), pm(sde.W2), pm(ode.W1), pm(ode.W2), pm(sde.TMV), ref]
+            refs = []
+            for published in PUBLISHED_W1.values():
+                pub = published.get(name, [])
+                refs.append(f"{pub[k]:.3f}" if k < len(pub) else "–")
+            cells = [pm(sde.W1), pm(sde.W2), pm(ode.W1), pm(ode.W2), pm(sde.TMV), pm(sde.action), *refs]
             print(f"| {name} | {t:g} | " + " | ".join(cells) + " |")
     print("\n| dataset | fit time (s) | peak memory (MB) | W1 std / mean (SDE, worst time) |")
     print("|---|---|---|---|")

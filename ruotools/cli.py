@@ -60,6 +60,15 @@ def _version() -> str:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    from ruotools.core.config import FLAVORS
+
+    parser.add_argument(
+        "--flavor",
+        choices=FLAVORS,
+        default=None,
+        help="'deepruot' (three-phase DeepRUOT, the default) or 'var_ruot' (least action: one potential for "
+        "drift and growth)",
+    )
     parser.add_argument(
         "--max-epochs", type=int, default=None, metavar="N", help="epochs per training phase (default: the model's)"
     )
@@ -153,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _fit_kwargs(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     # options left unset are not passed, so the library's defaults stay the only defaults
     kwargs = {
+        "flavor": args.flavor,
         "max_epochs": args.max_epochs,
         "random_state": args.seed,
         "accelerator": args.accelerator,

@@ -13,6 +13,7 @@ from .core.config import TrainConfig
 from .core.data import Standardizer
 from .core.dynamics import integrate
 from .core.networks import RUOTNetworks
+from .core.train import networks_from_config
 
 MODEL_FILE = "model.pt"
 FORMAT_VERSION = 1
@@ -148,13 +149,15 @@ class RUOTModel:
         xi, ti, caller = self._inputs(x, t)
         st = self.standardizer
         with torch.no_grad():
-            b = self.nets.velocity(xi, ti)
-        if self.config.sigma > 0:
-            _, grad = self.nets.score_grad(xi, ti)
-            b = b + grad
+            b = self.nets.drift(xi, ti)
         return self._out(b * (st.x_scale / st.t_scale), caller)
 
     # ------------------------------------------------------------------ simulation
+    @property
+    def flavor(self) -> str:
+        """``"deepruot"`` or ``"var_ruot"``: the flavor of RUOT this model was fitted with."""
+        return self.config.flavor
+
     def simulate(
         self,
         x0,
@@ -165,6 +168,7 @@ class RUOTModel:
         n_steps_per_unit: float = 100,
         random_state: int = 0,
         record_every_step: bool = False,
+        with_action: bool = False,
     ) -> dict[str, np.ndarray]:
         """Push weighted particles from ``times[0]`` through ``times`` (user units).
 
@@ -184,11 +188,16 @@ class RUOTModel:
             Seed of the Brownian increments.
         record_every_step
             Also keep the states at every integration step.
+        with_action
+            Also return each particle's path action from ``times[0]``.
 
         Returns
         -------
         dict
-            ``"t"`` (T,), ``"X"`` (T, n, d), ``"log_mass"`` (T, n), in the user's units.
+            ``"t"`` (T,), ``"X"`` (T, n, d), ``"log_mass"`` (T, n), in the user's units; with
+            ``with_action`` also ``"action"`` (T, n): ``∫ e^ℓ [½|u|² + α·scale²·g²] dt`` along each
+            path, with u the SDE drift (:meth:`drift`), g the growth rate and α the fit's growth
+            penalty in standardised units (``scale``: the representation's standardisation scale).
 
         Examples
         --------
@@ -218,13 +227,19 @@ class RUOTModel:
                 alpha=self.config.alpha,
                 generator=gen,
                 record_every_step=record_every_step,
+                drift_action=with_action,
             )
         xs = torch.stack(out["x"]).cpu().numpy().astype(np.float64)
-        return {
+        result = {
             "t": np.asarray(out["t"]) * st.t_scale + st.t_origin,
             "X": xs * st.x_scale + st.x_mean,
             "log_mass": torch.stack(out["log_mass"]).cpu().numpy().astype(np.float64),
         }
+        if with_action:
+            # internal → user units: u scales by x_scale / t_scale, g by 1 / t_scale, dt by t_scale
+            action = torch.stack(out["drift_action"]).cpu().numpy().astype(np.float64)
+            result["action"] = action * st.x_scale**2 / st.t_scale
+        return result
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
@@ -250,7 +265,7 @@ class RUOTModel:
         # models saved before the score gain existed (ruotools 0.1.0 up to this field) used gain 1
         cfg_d.setdefault("score_gain", 1.0)
         config = TrainConfig(**cfg_d)
-        nets = RUOTNetworks.from_config(int(payload["dim"]), config)
+        nets = networks_from_config(int(payload["dim"]), config)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}
         nets.load_state_dict(state)
         return cls(
@@ -317,7 +332,8 @@ class RUOTModel:
 
     def __repr__(self) -> str:
         return (
-            f"RUOTModel(n_dims={self.n_dims}, time_points={self.time_points.tolist()}, sigma={self.sigma:.4g}, "
+            f"RUOTModel(flavor={self.config.flavor!r}, n_dims={self.n_dims}, time_points={self.time_points.tolist()}, "
+            f"sigma={self.sigma:.4g}, "
             f"growth={self.config.growth}, use_rep={self.use_rep!r})"
         )
 

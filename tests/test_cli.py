@@ -93,7 +93,7 @@ def test_cli_example_end_to_end(tmp_path, capsys):
     assert rc == 0
     assert (tmp_path / "simulated_gene.h5ad").is_file()
     metrics = pd.read_csv(tmp_path / "metrics.csv", index_col=0)
-    assert list(metrics.columns) == ["W1", "W2", "TMV", "RME"]
+    assert list(metrics.columns) == ["W1", "W2", "TMV", "RME", "action"]
     assert len(metrics) == 4
     out = capsys.readouterr().out
     assert "W1" in out
@@ -140,3 +140,19 @@ def test_cli_fit_end_to_end(tmp_path):
     assert "ruot" in fitted.uns
     # the input file is left as it was
     assert "ruot_growth_rate" not in ad.read_h5ad(src).obs
+
+
+def test_cli_fit_flavor(tmp_path, capsys):
+    src = tmp_path / "gene.h5ad"
+    datasets.simulated_gene()[::10].copy().write_h5ad(src)
+    out = tmp_path / "out.h5ad"
+    argv = ["fit", str(src), "--time-key", "time", "-o", str(out), "--max-epochs", "1", "--no-progress"]
+    assert main([*argv, "--flavor", "var_ruot"]) == 0
+    fitted = ad.read_h5ad(out)
+    assert fitted.uns["ruot"]["params"]["flavor"] == "var_ruot"
+    assert list(fitted.uns["ruot"]["history"]) == ["least_action", "score"]
+    capsys.readouterr()
+    assert main([*argv, "--flavor", "varruot"]) == 2
+    (line,) = _error_lines(capsys)
+    assert "--flavor" in line
+    assert "'deepruot', 'var_ruot'" in line

@@ -275,3 +275,24 @@ def test_ddp_on_more_gpus_than_visible(tiny_fit_kwargs):
     kwargs = {**tiny_fit_kwargs, "accelerator": "cuda"}
     with pytest.raises(ValueError, match="only 1 CUDA device"):
         rt.tl.fit_ruot(adata, "time", strategy="ddp", devices=2, **kwargs)
+
+
+def test_spawned_var_ruot_ranks_hold_identical_weights_close_to_single_process():
+    """The least-action flavor (double backward through ∇λ in every step) trains data-parallel too."""
+    xs, times, masses = _toy()
+    cfg = TrainConfig(
+        flavor="var_ruot",
+        epochs={"least_action": 4, "score": 2},
+        hidden_dim=16,
+        batch_size=64,
+        steps_per_epoch=3,
+        hjb_points=32,
+        show_progress_bar=False,
+    )
+    state, hist, checksums = fit_spawned(
+        xs, times, masses, cfg, n_processes=2, device_type="cpu", train_size=0.9, random_state=0
+    )
+    assert checksums[0] == checksums[1]
+    nets, single = fit(Snapshots(xs, times, masses), cfg)
+    assert set(state) == set(nets.state_dict())
+    np.testing.assert_allclose(hist["least_action"]["val"], single["least_action"]["val"], rtol=0.05)

@@ -211,8 +211,11 @@ def test_history_and_metrics(plotted):
     assert (min(xs), max(xs)) == (0.5, n_local + 0.5)
     assert not [p for p in axes[1].patches if p.get_label() == "local stage"]
     axes = rt.pl.metrics(plotted, show=False)
-    assert [a.get_title() for a in axes] == ["W1", "W2", "TMV"]
+    assert [a.get_title() for a in axes] == ["W1", "W2", "TMV", "action"]
     np.testing.assert_allclose(axes[0].get_lines()[0].get_ydata(), plotted.uns["ruot"]["metrics"]["W1"])
+    np.testing.assert_allclose(axes[3].get_lines()[0].get_ydata(), plotted.uns["ruot"]["metrics"]["action"])
+    del plotted.uns["ruot"]["metrics"]["action"]  # evaluated by an older version: the default skips it
+    assert [a.get_title() for a in rt.pl.metrics(plotted, show=False)] == ["W1", "W2", "TMV"]
     with pytest.raises(KeyError, match="nope"):
         rt.pl.history(plotted, phases=["nope"], show=False)
 

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
+#: The training phases of the ``deepruot`` flavor, in order (METHOD.md §4).
 PHASES = ("pretrain", "refine", "score", "joint")
+#: The flavors of RUOT and the training phases of each, in order.
+FLAVOR_PHASES = {"deepruot": PHASES, "var_ruot": ("least_action", "score")}
+FLAVORS = tuple(FLAVOR_PHASES)
+#: Settings that only one flavor uses (the others apply to both).
+FLAVOR_ONLY = {
+    "deepruot": frozenset({"lambda_mass", "lambda_score", "lambda_fp", "lambda_init", "steps_per_unit"}),
+    "var_ruot": frozenset({"lambda_hjb", "hjb_points", "hutchinson_probes", "exact_laplacian_max_dim"}),
+}
+_DEFAULT_EPOCHS = {
+    "deepruot": {"pretrain": 40, "refine": 2, "score": 40, "joint": 2},
+    "var_ruot": {"least_action": 40, "score": 40},
+}
+_DEFAULT_LR = {
+    "deepruot": {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4},
+    "var_ruot": {"least_action": 1e-2, "score": 1e-2},
+}
+_DEFAULT_LAMBDA_ACTION = {"deepruot": 0.01, "var_ruot": 1 / 16}
 
 
 @dataclass
@@ -31,6 +49,13 @@ class TrainConfig:
     gives the method's plain bridges, whose score carries no information about where cells
     are dense when σ is small next to the cells' spacing); the bridges join cells of
     consecutive snapshots paired by their exact OT plan (METHOD.md §4's OT pairing).
+
+    ``flavor="var_ruot"`` (METHOD_LEAST_ACTION.md) trains instead one scalar potential λ in a
+    single phase ``least_action`` (drift ∇λ, growth λ/(2α), stochastic particles; losses: transport
+    and mass at every snapshot, ``lambda_hjb`` × the HJB residual on ``hjb_points`` trajectory
+    points per step, ``lambda_action`` × the path action), then the score phase. ``epochs``,
+    ``lr`` and ``lambda_action`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
+    settings that only one flavor uses.
     """
 
     sigma: float = 0.05
@@ -38,18 +63,23 @@ class TrainConfig:
     alpha: float = 1.0
     hidden_dim: int = 64
     n_layers: int = 3
-    epochs: dict = field(default_factory=lambda: {"pretrain": 40, "refine": 2, "score": 40, "joint": 2})
+    flavor: str = "deepruot"
+    epochs: dict | None = None
     steps_per_epoch: int = 10
     local_fraction: float = 0.6
     batch_size: int = 512
-    lr: dict = field(default_factory=lambda: {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4})
+    lr: dict | None = None
     lambda_ot: float = 1.0
     lambda_mass: float = 1.0
     lambda_total_mass: float = 10.0
-    lambda_action: float = 0.01
+    lambda_action: float | None = None
     lambda_score: float = 1.0
     lambda_fp: float = 0.0
     lambda_init: float = 0.0
+    lambda_hjb: float = 1 / 16
+    hjb_points: int = 256
+    hutchinson_probes: int = 4
+    exact_laplacian_max_dim: int = 10
     score_gain: float = 10.0
     score_smoothing: float = 1.0
     steps_per_unit: int = 2
@@ -63,6 +93,21 @@ class TrainConfig:
     patience: int = 10
     random_state: int = 0
     show_progress_bar: bool = True
+
+    def __post_init__(self):
+        if self.flavor not in FLAVOR_PHASES:
+            raise ValueError(f"Unknown flavor {self.flavor!r}; choose one of {list(FLAVORS)}.")
+        if self.epochs is None:
+            self.epochs = dict(_DEFAULT_EPOCHS[self.flavor])
+        if self.lr is None:
+            self.lr = dict(_DEFAULT_LR[self.flavor])
+        if self.lambda_action is None:
+            self.lambda_action = _DEFAULT_LAMBDA_ACTION[self.flavor]
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The training phases of this flavor, in order."""
+        return FLAVOR_PHASES[self.flavor]
 
     def to_dict(self) -> dict:
         """Plain-dict copy (h5ad-safe values only)."""

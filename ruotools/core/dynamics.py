@@ -57,6 +57,7 @@ def integrate(
     generator: torch.Generator | None = None,
     noise: NoiseFn | None = None,
     record_every_step: bool = False,
+    drift_action: bool = False,
 ) -> dict[str, list]:
     """Push weighted particles through ``times``.
 
@@ -89,16 +90,25 @@ def integrate(
         ``BrownianInterval``), used instead of ``generator``.
     record_every_step
         Also return the states at every integration step (for trajectories).
+    drift_action
+        Also accumulate each particle's path action in drift form, ``∫ e^ℓ [½|u|² + α g²] dt`` with
+        ``u = nets.drift`` the SDE drift along the simulated path (trapezoidal rule), the same
+        definition for every flavor (METHOD_LEAST_ACTION.md §6).
 
     Returns
     -------
     dict
         ``"t"``, ``"x"`` (list of (n, d)), ``"log_mass"`` (list of (n,)) and ``"action"`` (list of (n,),
-        accumulated from ``times[0]``), one entry per requested (or recorded) time.
+        accumulated from ``times[0]``), one entry per requested (or recorded) time; with
+        ``drift_action`` also ``"drift_action"`` (list of (n,), accumulated from ``times[0]``).
     """
     state_m = torch.zeros_like(log_mass)
     out = {"t": [float(times[0])], "x": [x], "log_mass": [log_mass], "action": [state_m]}
     here = None  # fields at the current stochastic state, reused by the next step
+    path = _DriftAction(nets, alpha, log_mass) if drift_action else None
+    if path is not None:
+        path.start(x, float(times[0]), log_mass)
+        out["drift_action"] = [path.total]
     for t0, t1 in itertools.pairwise(times):
         n = _n_steps(t0, t1, steps_per_unit)
         h = (t1 - t0) / n
@@ -123,18 +133,48 @@ def integrate(
                 log_mass = log_mass + 0.5 * h * (g + here[1])
                 if with_action:
                     state_m = state_m + 0.5 * h * (rate + here[2])
+                if path is not None:
+                    path.step(h, x, t + h, log_mass, drift=here[0] if here[3] is None else here[0] + here[3], g=here[1])
             else:
                 x, log_mass, state_m = _rk4_step(nets, x, log_mass, state_m, t, h, sigma, alpha, with_action)
+                if path is not None:
+                    path.step(h, x, t + h, log_mass)
             if record_every_step and i < n - 1:
                 out["t"].append(t + h)
                 out["x"].append(x)
                 out["log_mass"].append(log_mass)
                 out["action"].append(state_m)
+                if path is not None:
+                    out["drift_action"].append(path.total)
         out["t"].append(float(t1))
         out["x"].append(x)
         out["log_mass"].append(log_mass)
         out["action"].append(state_m)
+        if path is not None:
+            out["drift_action"].append(path.total)
     return out
+
+
+class _DriftAction:
+    """Per-particle path action ``∫ e^ℓ [½|u|² + α g²] dt`` (u the SDE drift), by the trapezoidal rule."""
+
+    def __init__(self, nets, alpha: float, log_mass: torch.Tensor):
+        self.nets, self.alpha = nets, alpha
+        self.total = torch.zeros_like(log_mass)
+        self.rate = None  # at the current state; set by the first step
+
+    def _rate(self, x, t, log_mass, drift=None, g=None) -> torch.Tensor:
+        if drift is None:
+            drift, g = self.nets.drift(x, t), self.nets.growth(x, t)
+        return (0.5 * (drift * drift).sum(1) + self.alpha * g * g) * torch.exp(log_mass)
+
+    def start(self, x, t, log_mass) -> None:
+        self.rate = self._rate(x, t, log_mass)
+
+    def step(self, h: float, x, t, log_mass, drift=None, g=None) -> None:
+        new = self._rate(x, t, log_mass, drift, g)
+        self.total = self.total + 0.5 * h * (self.rate + new)
+        self.rate = new
 
 
 def _rk4_step(nets, x, ell, m, t, h, sigma, alpha, with_action):

@@ -128,16 +128,21 @@ class RUOTNetworks(nn.Module):
         super().__init__()
         self.dim = dim
         self.has_growth = growth
+        self.stochastic = sigma > 0
         self.score_scale = score_gain * 0.5 * sigma if sigma > 0 else 1.0
-        self.flow_net = StackedMLP(dim, [dim, 1] if growth else [dim], hidden_dim, n_layers)
+        self.flow_net = self._flow_net(dim, hidden_dim, n_layers)
         self.score_net = StackedMLP(dim, [1], hidden_dim, n_layers)
         # start from a flat log-density: no random drift correction before the score is learnt
         self.score_net.head_parameters_zero_(0)
-        if growth:
-            # start from zero growth: the balanced solution is the natural initial guess
-            self.flow_net.head_parameters_zero_(self.GROWTH_HEAD)
         for name in self.OFFSET_BUFFERS:
             self.register_buffer(name, torch.zeros(0))
+
+    def _flow_net(self, dim: int, hidden_dim: int, n_layers: int) -> StackedMLP:
+        """Build the network of v (head 0) and g (head 1, started at zero: the balanced solution, a natural guess)."""
+        net = StackedMLP(dim, [dim, 1] if self.has_growth else [dim], hidden_dim, n_layers)
+        if self.has_growth:
+            net.head_parameters_zero_(self.GROWTH_HEAD)
+        return net
 
     @classmethod
     def from_config(cls, dim: int, config) -> RUOTNetworks:
@@ -210,6 +215,14 @@ class RUOTNetworks(nn.Module):
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """Velocity v(x, t), shape (n, d)."""
         return self.fields(x, t)[0]
+
+    def drift(self, x: torch.Tensor, t) -> torch.Tensor:
+        """SDE drift v + ∇s (v for a deterministic model), shape (n, d); no graph is kept."""
+        b = self.velocity(x, t)
+        if self.stochastic:
+            _, grad = self.score_grad(x, t)
+            b = b + grad
+        return b
 
     def growth(self, x: torch.Tensor, t) -> torch.Tensor:
         """Growth rate g(x, t), shape (n,)."""

@@ -16,9 +16,10 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import Checkpointer, fingerprint
-from .config import PHASES, TrainConfig
+from .config import TrainConfig
 from .data import Snapshots
 from .dynamics import integrate, integrate_intervals
+from .least_action import LeastActionNetworks, PotentialPaths, hjb_residual, integrate_potential
 from .losses import (
     fokker_planck_residual,
     initial_density_loss,
@@ -126,6 +127,8 @@ class _Trainer:
         The sum over the given snapshots divided by the number of intervals: their share of the mean.
         """
         cfg, parts = self.cfg, {"ot": 0.0, "mass": 0.0}
+        # the least-action flavor matches the total mass only (METHOD_LEAST_ACTION.md §4)
+        local_weight = cfg.lambda_mass if cfg.flavor == "deepruot" else 0.0
         problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(xs, log_masses, ys, strict=True)]
         total = 0.0
         losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)
@@ -134,7 +137,7 @@ class _Trainer:
             parts["ot"] += lo.detach() / self.K
             if use_mass:
                 local, tot = mass_loss(x, ell, y, mass)
-                total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
+                total = total + local_weight * local + cfg.lambda_total_mass * tot
                 parts["mass"] += (local + tot).detach() / self.K
         return total / self.K, parts
 
@@ -240,14 +243,9 @@ class _Trainer:
         data = self.data
         sizes = [len(xs[k]) for k in intervals]
         x = torch.cat([xs[k] for k in intervals])
-        dev, dt = x.device, x.dtype
-
-        def per_particle(values):
-            return torch.cat([torch.full((n,), v, device=dev, dtype=dt) for v, n in zip(values, sizes, strict=True)])
-
-        t0 = per_particle([data.times[k] for k in intervals])
-        dur = per_particle([data.times[k + 1] - data.times[k] for k in intervals])
-        ell = per_particle([math.log(data.masses[k] / len(xs[k])) for k in intervals])
+        t0 = _per_particle([data.times[k] for k in intervals], sizes, x)
+        dur = _per_particle([data.times[k + 1] - data.times[k] for k in intervals], sizes, x)
+        ell = _per_particle([math.log(data.masses[k] / len(xs[k])) for k in intervals], sizes, x)
         x1, ell1 = integrate_intervals(self.nets, x, ell, t0, dur, n_steps)
         return self._snapshot_losses(
             x1.split(sizes),
@@ -257,8 +255,91 @@ class _Trainer:
             use_mass,
         )
 
+    def least_action_step(self) -> tuple[torch.Tensor, dict]:
+        """One step of the least-action flavor (METHOD_LEAST_ACTION.md §4).
+
+        Stochastic particles from the first snapshot follow ∇λ with log-masses growing at λ/(2α);
+        the loss is the transport and total-mass loss at every later snapshot, plus ``lambda_action``
+        × their path action and ``lambda_hjb`` × the mass-weighted mean squared HJB residual at
+        ``hjb_points`` points drawn from the trajectories (all steps and particles). In the local
+        stage (the first ``local_fraction`` of the epochs) the cells of every snapshot are pushed to
+        the next one instead, all intervals in one batch, as in the ``deepruot`` pre-training.
+        """
+        cfg, data = self.cfg, self.data
+        if self.local:
+            batch = max(1, cfg.batch_size // 2)
+            xs = [data.sample(k, batch, self.gen) for k in range(self.K)]
+            sizes = [len(x) for x in xs]
+            x = torch.cat(xs)
+
+            n_steps = max(1, math.ceil(cfg.sde_steps_per_unit * max(np.diff(data.times)) - 1e-9))
+            h = _per_particle(np.diff(data.times) / n_steps, sizes, x)
+            ell = _per_particle([math.log(data.masses[k] / sizes[k]) for k in range(self.K)], sizes, x)
+            paths = PotentialPaths(
+                self.nets,
+                x,
+                ell,
+                _per_particle(data.times[:-1], sizes, x),
+                sigma=cfg.sigma,
+                alpha=cfg.alpha,
+                generator=self.gen,
+            )
+            for _ in range(n_steps):
+                paths.step(h)
+            ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
+            loss, parts = self._snapshot_losses(
+                paths.x.split(sizes), paths.log_mass.split(sizes), ys, data.masses[1:], self.nets.has_growth
+            )
+            action, states = paths.action, paths.states
+        else:
+            x0 = data.sample(0, cfg.batch_size, self.gen)
+            out = integrate_potential(
+                self.nets,
+                x0,
+                self._start(x0),
+                data.times,
+                steps_per_unit=cfg.sde_steps_per_unit,
+                sigma=cfg.sigma,
+                alpha=cfg.alpha,
+                generator=self.gen,
+            )
+            loss, parts = self._transport_losses(out, use_mass=self.nets.has_growth)
+            action, states = out["action"], out["states"]
+        loss = loss + cfg.lambda_action * action
+        parts["action"] = action.detach()
+        if cfg.lambda_hjb > 0:
+            hjb = self._hjb_loss(states)
+            loss = loss + cfg.lambda_hjb * hjb
+            parts["hjb"] = hjb.detach()
+        return loss, parts
+
+    def _hjb_loss(self, states) -> torch.Tensor:
+        """Mass-weighted mean squared HJB residual at ``hjb_points`` points drawn from trajectory states."""
+        cfg = self.cfg
+        xs = torch.stack([x for x, _, _ in states])
+        lms = torch.stack([ell for _, _, ell in states])
+        n_states, n = lms.shape
+        ts = torch.stack([torch.as_tensor(t, dtype=xs.dtype, device=xs.device).expand(n) for _, t, _ in states])
+        # points drawn on the generator's device, then moved (no read-back)
+        pick = torch.randint(n_states * n, (cfg.hjb_points,), generator=self.gen, device=self.gen.device)
+        pick = pick.to(xs.device)
+        step_of, particle = pick // n, pick % n
+        w = torch.softmax(lms[step_of, particle], 0)
+        r = hjb_residual(
+            self.nets,
+            xs[step_of, particle],
+            ts[step_of, particle],
+            sigma=cfg.sigma,
+            exact_laplacian=self.data.dim <= cfg.exact_laplacian_max_dim,
+            probes=cfg.hutchinson_probes,
+            generator=self.gen,
+        )
+        return (w * r * r).sum()
+
     def step(self, phase: str) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
+        if phase == "least_action":
+            return self.least_action_step()
         if phase == "pretrain" and self.local:
             return self.local_step(use_mass=self.nets.has_growth)
         if phase in ("pretrain", "refine"):
@@ -325,7 +406,7 @@ class _Trainer:
             g = torch.Generator().manual_seed(self.cfg.random_state + 2)
             with torch.enable_grad():
                 return self._score_loss(*self._score_batch(self._val_score_pairs, g), generator=g).item()
-        stochastic = phase == "joint" and self.cfg.sigma > 0
+        stochastic = phase in ("joint", "least_action") and self.cfg.sigma > 0
         # validation draws on the host, once per epoch: the same numbers on any device
         g = torch.Generator().manual_seed(self.cfg.random_state + 3)
         out = self._push(self.val_x0, stochastic=stochastic, generator=g)
@@ -395,7 +476,7 @@ class _Trainer:
     def networks_for(self, phase: str) -> list[torch.nn.Module]:
         """Return the networks a phase trains."""
         nets = self.nets
-        if phase in ("pretrain", "refine"):
+        if phase in ("pretrain", "refine", "least_action"):
             return [nets.flow_net]
         if phase == "score":
             return [nets.score_net]
@@ -444,7 +525,9 @@ class _Trainer:
         # because a field fitted interval by interval can score well on the held-back cells and still
         # drift when integrated over whole trajectories (seen on the gene network): they are not validated,
         # and at least the last epoch trains whole trajectories
-        n_local = min(round(cfg.local_fraction * n_epochs), n_epochs - 1) if phase == "pretrain" else 0
+        n_local = (
+            min(round(cfg.local_fraction * n_epochs), n_epochs - 1) if phase in ("pretrain", "least_action") else 0
+        )
         if saved is None:
             start_epoch, since_best = 0, 0
             best_val = self.validate(phase) if phase != "score" and n_local == 0 else math.inf
@@ -583,7 +666,7 @@ def fit(
     """
     torch.manual_seed(config.random_state)
     if nets is None:
-        nets = RUOTNetworks.from_config(data.dim, config)
+        nets = networks_from_config(data.dim, config)
         # start from the population's mean exponential growth rate: total mass is right from the first step
         nets.init_growth(math.log(data.masses[-1] / data.masses[0]) / (data.times[-1] - data.times[0]))
     nets = nets.to(data.device)
@@ -612,7 +695,7 @@ def fit(
             nets.load_state_dict(state["nets"])
             trainer.gen.set_state(state["generator"].cpu())  # a generator's state is a host tensor on any device
             history, first_phase, saved = state["history"], state["phase"], state["phase_state"]
-            where = PHASES[first_phase] if first_phase < len(PHASES) else "the end"
+            where = config.phases[first_phase] if first_phase < len(config.phases) else "the end"
             logger.info("resuming from %r at %s", str(ckpt.path), where)
     threads = torch.get_num_threads()
     if data.device.type == "cpu" and config.num_threads:
@@ -620,7 +703,7 @@ def fit(
         # oversubscribed cores (another process running) slow multi-threaded torch down many times
         torch.set_num_threads(config.num_threads)
     try:
-        for i, phase in enumerate(PHASES):
+        for i, phase in enumerate(config.phases):
             if i < first_phase:
                 continue
             n = int(config.epochs.get(phase, 0))
@@ -646,6 +729,12 @@ def fit(
     return nets, history
 
 
+def networks_from_config(dim: int, config: TrainConfig) -> RUOTNetworks:
+    """Return new networks of the config's flavor: :class:`RUOTNetworks` or :class:`LeastActionNetworks`."""
+    cls = LeastActionNetworks if config.flavor == "var_ruot" else RUOTNetworks
+    return cls.from_config(dim, config)
+
+
 def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict | None, history: dict) -> None:
     """Write a checkpoint.
 
@@ -662,6 +751,12 @@ def _save(ckpt: Checkpointer, trainer: _Trainer, phase: int, phase_state: dict |
             "generator_device": trainer.gen.device.type,
         }
     )
+
+
+def _per_particle(values, sizes, like: torch.Tensor) -> torch.Tensor:
+    """``values[k]`` repeated ``sizes[k]`` times, as one tensor of ``like``'s dtype and device."""
+    parts = [torch.full((n,), v, device=like.device, dtype=like.dtype) for v, n in zip(values, sizes, strict=True)]
+    return torch.cat(parts)
 
 
 @functools.cache

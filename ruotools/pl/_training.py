@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 from .._keys import Keys
 from . import _utils as u
 
-#: Training phases in the order they run (METHOD.md); other stored phases follow in stored order.
-_PHASES = ("pretrain", "refine", "score", "joint")
+#: Training phases in the order they run (METHOD.md; ``least_action`` is the ``var_ruot`` flavor's);
+#: other stored phases follow in stored order.
+_PHASES = ("pretrain", "refine", "least_action", "score", "joint")
 
 #: ``logy=None`` uses a log axis when the positive losses of a panel span at least this factor.
 _LOG_SPAN = 5.0
@@ -24,6 +25,7 @@ _METRIC_LABELS = {
     "W2": "W2 (fitted-space units)",
     "TMV": "total mass variation",
     "RME": "relative mass error",
+    "action": "path action from the first time",
 }
 
 
@@ -46,10 +48,11 @@ def history(
 ) -> Axes | list[Axes] | Figure | None:
     """Plot the training and validation losses of each training phase.
 
-    One panel per phase (``pretrain``, ``refine``, ``score``, ``joint``): the training loss per epoch
-    and, when recorded, the validation loss, with the epoch of the best validation loss (the state kept)
-    marked. The first epochs of ``pretrain`` (the local stage, which pushes each snapshot to the next
-    one as a warm start and whose states are never kept) have no validation loss and are shaded. The
+    One panel per phase (``pretrain``, ``refine``, ``score``, ``joint``; ``least_action``, ``score``
+    for a ``var_ruot`` fit): the training loss per epoch and, when recorded, the validation loss, with
+    the epoch of the best validation loss (the state kept) marked. The first epochs of ``pretrain``
+    and ``least_action`` (the local stage, which pushes each snapshot to the next one as a warm start
+    and whose states are never kept) have no validation loss and are shaded. The
     y-axis is logarithmic where every value is positive.
 
     Parameters
@@ -153,7 +156,7 @@ def _phase_title(phase: str, stopped) -> str:
 def metrics(
     adata,
     *,
-    metrics: Sequence[str] = ("W1", "W2", "TMV"),
+    metrics: Sequence[str] | None = None,
     color="#1f4e79",
     ncols: int | None = None,
     key_added: str = "ruot",
@@ -168,16 +171,18 @@ def metrics(
     r"""Plot the accuracy of the fit at each time point, as computed by :func:`ruotools.tl.evaluate`.
 
     One panel per metric: W1 and W2 (Wasserstein distances between the predicted and the observed
-    cells, in units of the fitted representation) and TMV (total mass variation, \\|predicted −
-    observed relative size\\|), against time; with error bars (± one standard deviation) when the
+    cells, in units of the fitted representation), TMV (total mass variation, \\|predicted −
+    observed relative size\\|) and the path action of the simulated particles from the first time
+    (:func:`ruotools.tl.evaluate`), against time; with error bars (± one standard deviation) when the
     evaluation had several repeats.
 
     Parameters
     ----------
     adata : anndata.AnnData
         Annotated data with an evaluation. Read: ``uns['ruot']['metrics']``. Nothing is written.
-    metrics : sequence of str
-        Metrics to draw, among ``"W1"``, ``"W2"``, ``"TMV"`` and ``"RME"``.
+    metrics : sequence of str or None
+        Metrics to draw, among ``"W1"``, ``"W2"``, ``"TMV"``, ``"RME"`` and ``"action"``; default
+        ``W1``, ``W2``, ``TMV`` and, when stored, ``action``.
     color : color
         Colour of the lines.
     ncols : int or None
@@ -213,6 +218,8 @@ def metrics(
     table = fit.get("metrics")
     if not isinstance(table, Mapping) or "time" not in table:
         raise KeyError(f"`adata.uns['{Keys(key_added).uns}']['metrics']` not found: run `rt.tl.evaluate(adata)` first.")
+    if metrics is None:
+        metrics = [m for m in ("W1", "W2", "TMV", "action") if m in table or m != "action"]
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     missing = [m for m in names if m not in table]
     if missing:

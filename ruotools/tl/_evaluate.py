@@ -54,7 +54,13 @@ def evaluate(
     -------
     pandas.DataFrame
         Indexed by time point, columns ``W1`` (Euclidean cost), ``W2`` (square root of the
-        squared-Euclidean cost), ``TMV`` = \\|Σw(t_k) − N_k/N_0\\| and ``RME`` = TMV / (N_k/N_0).
+        squared-Euclidean cost), ``TMV`` = \\|Σw(t_k) − N_k/N_0\\|, ``RME`` = TMV / (N_k/N_0) and
+        ``action``, the path action of the simulated particles from the first time to t_k,
+        ``∫ (1/N) Σᵢ wᵢ [½|uᵢ|² + α·scale²·gᵢ²] dt``, with wᵢ each particle's mass relative to its
+        start, uᵢ the SDE drift (v + ∇s for ``"deepruot"``, ∇λ for ``"var_ruot"``: the same
+        definition for both flavors, so that their actions compare), gᵢ the growth rate, α the
+        fit's growth penalty and ``scale`` the standardisation scale of the representation (α is
+        set in standardised units), in the user's units (squared coordinate units per time unit).
 
     Examples
     --------
@@ -71,7 +77,12 @@ def evaluate(
     rows = []
     for rep in range(n_repeats):
         out = model.simulate(
-            x[start], times, stochastic=stochastic, n_steps_per_unit=n_steps_per_unit, random_state=random_state + rep
+            x[start],
+            times,
+            stochastic=stochastic,
+            n_steps_per_unit=n_steps_per_unit,
+            random_state=random_state + rep,
+            with_action=True,
         )
         for k in range(1, len(times)):
             obs = x[valid & (t == times[k])]
@@ -86,6 +97,7 @@ def evaluate(
                     "W2": wasserstein(out["X"][k], obs, w, None, p=2),
                     "TMV": tmv,
                     "RME": tmv / model.relative_mass[k],
+                    "action": out["action"][k].sum(),  # start masses 1/N: Σ e^ℓ ∫... = (1/N) Σ w ∫...
                 }
             )
     df = pd.DataFrame(rows).groupby("time")

@@ -12,11 +12,10 @@ from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys, basis_from_rep, outputs
 from .._settings import settings
-from ..core.config import PHASES, TrainConfig
+from ..core.config import FLAVOR_ONLY, FLAVORS, TrainConfig
 from ..core.data import Snapshots, Standardizer
 from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
-from ..core.networks import RUOTNetworks
-from ..core.train import fit
+from ..core.train import fit, networks_from_config
 from ..model import RUOTModel
 
 DEFAULT_SIGMA_INTERNAL = 0.05
@@ -26,6 +25,7 @@ def fit_ruot(
     adata,
     time_key: str,
     *,
+    flavor: str = "deepruot",
     use_rep: str | None = None,
     n_dims: int | None = None,
     sigma: float | None = None,
@@ -53,9 +53,21 @@ def fit_ruot(
     """Fit regularized unbalanced optimal transport dynamics to time-course snapshots.
 
     Learns a velocity field v, a growth rate g and a score s = (σ²/2)·log ρ from cells observed
-    at several time points (DeepRUOT, Zhang, Li & Zhou, ICLR 2025), by the three training
-    phases of the method: deterministic pre-training of v and g, score matching of s on
-    Schrödinger bridges, and joint training of all three with stochastic particles.
+    at several time points. Two flavors of the method:
+
+    * ``"deepruot"`` (Zhang, Li & Zhou, ICLR 2025): the three training phases of the method —
+      deterministic pre-training of v and g, score matching of s on Schrödinger bridges, and joint
+      training of all three with stochastic particles.
+    * ``"var_ruot"`` (least action; Sun et al., NeurIPS 2025): one scalar potential λ(x, t) gives
+      the SDE drift ∇λ and the growth rate g = λ / (2α) (``alpha`` is the weight of α g² in the
+      action, as for ``"deepruot"``; the paper's α is 2α). λ is trained in one phase,
+      ``"least_action"``, on stochastic particles: transport and total-mass losses at every
+      snapshot, the Hamilton–Jacobi–Bellman residual ∂ₜλ + ½|∇λ|² + (σ²/2)Δλ + λ²/(4α) on the
+      trajectories (Δλ exact up to ``exact_laplacian_max_dim`` dimensions, Hutchinson's estimate
+      above) and the path action. λ learns no density, so the score s is then fitted by the
+      ``"score"`` phase on OT-paired, smoothed bridges between the observed snapshots — the same
+      data-driven landscape as ``"deepruot"``'s, not one biased by the fitted λ — and gives the
+      potential and the probability-flow velocity v = ∇λ − ∇s.
 
     Parameters
     ----------
@@ -70,6 +82,9 @@ def fit_ruot(
         ``obs`` column with each cell's time point: numeric, or categorical/strings holding numbers
         (``"2"``, ``2.0``). Uneven spacing is honoured. The column is never modified. At least two
         time points with at least ``MIN_CELLS_PER_TIME`` (2) valid cells each are needed.
+    flavor
+        ``"deepruot"`` or ``"var_ruot"`` (see above). Stored in ``uns[key_added]['params']`` and in
+        the model.
     use_rep
         ``obsm`` key of the representation, or ``"X"``; ``None`` picks ``obsm['X_pca']`` if present,
         else ``.X`` when it has at most 50 columns. Dense, sparse or backed; any real dtype (integer,
@@ -91,15 +106,16 @@ def fit_ruot(
     hidden_dim, n_layers
         Size of each network (default 64 wide, 3 hidden layers).
     max_epochs
-        Epochs per phase: an integer for every phase, or a dict with any of ``"pretrain"``,
-        ``"refine"``, ``"score"``, ``"joint"``. An epoch is a fixed number of optimisation steps
+        Epochs per phase: an integer for every phase, or a dict with any of the flavor's phases
+        (``"pretrain"``, ``"refine"``, ``"score"``, ``"joint"`` for ``"deepruot"``;
+        ``"least_action"``, ``"score"`` for ``"var_ruot"``). An epoch is a fixed number of optimisation steps
         (``TrainConfig.steps_per_epoch``), so the cost of an epoch does not grow with the data.
     batch_size
         Cells per time point and step (and particles per step; default 512); bounds memory and the
         cost of a step at any number of cells.
     lr
-        Learning rate: one value for every phase but the joint one (which uses a tenth of it),
-        or a dict per phase.
+        Learning rate: one value for every phase but ``"deepruot"``'s joint one (which uses a tenth
+        of it), or a dict per phase.
     train_size
         Fraction of cells per time point used for training; the rest selects the best state.
     early_stopping
@@ -140,7 +156,10 @@ def fit_ruot(
         phase (both off by default: slower, rarely more accurate), ``score_smoothing`` (width of
         the score phase's bridges as a multiple of each snapshot's Scott bandwidth; larger gives
         smoother landscapes, 0 the method's plain bridges), ``steps_per_epoch``, ``patience``,
-        or the loss weights ``lambda_ot``, ``lambda_mass``, ``lambda_action``.
+        or the loss weights ``lambda_ot``, ``lambda_mass``, ``lambda_action``; for ``"var_ruot"``
+        ``lambda_hjb`` (weight of the HJB residual), ``hjb_points`` (trajectory points per step where
+        it is evaluated), ``hutchinson_probes`` and ``exact_laplacian_max_dim``. A setting that only
+        the other flavor uses is a ``ValueError``.
 
     Returns
     -------
@@ -201,6 +220,7 @@ def fit_ruot(
     st = Standardizer.from_data(x[valid], t[valid])
     config = _config(
         st,
+        flavor=flavor,
         sigma=sigma,
         growth=growth,
         alpha=alpha,
@@ -310,7 +330,7 @@ def _fit_data_parallel(xs, times, masses, config, progress, n_processes, launche
     else:
         logg.info(f"starting {n_processes} data-parallel training processes ({device.type})")
         state, history, checksums = fit_spawned(xs, times, masses, config, n_processes=n_processes, **args)
-        nets = RUOTNetworks.from_config(xs[0].shape[1], config)
+        nets = networks_from_config(xs[0].shape[1], config)
         nets.load_state_dict(state)
         nets, write = nets.to(device), True
     if len(set(checksums)) != 1:  # DDP keeps the ranks in step; this would be a bug, never a user error
@@ -324,36 +344,46 @@ def _check_key(key_added) -> str:
     return key_added
 
 
-def _per_phase(value, default: dict, name: str, check) -> dict:
+def _per_phase(value, default: dict, name: str, check, phases) -> dict:
     """One value per phase from a scalar or a dict; ``check(value, label)`` validates and converts each."""
     out = dict(default)
     if value is None:
         return out
     if isinstance(value, Mapping):
-        unknown = set(value) - set(PHASES)
+        unknown = set(value) - set(phases)
         if unknown:
-            raise ValueError(f"`{name}` has unknown phase(s) {sorted(unknown)}; accepted: {list(PHASES)}.")
+            raise ValueError(f"`{name}` has unknown phase(s) {sorted(unknown)}; accepted: {list(phases)}.")
         out.update({k: check(v, f"{name}['{k}']") for k, v in value.items()})
         return out
-    return {k: check(value, name) for k in PHASES}
+    return {k: check(value, name) for k in phases}
 
 
 def _config(
-    st: Standardizer, *, sigma, max_epochs, lr, hidden_dim, n_layers, batch_size, train_kwargs, **kwargs
+    st: Standardizer, *, flavor, sigma, max_epochs, lr, hidden_dim, n_layers, batch_size, train_kwargs, **kwargs
 ) -> TrainConfig:
-    cfg = TrainConfig(**kwargs)
-    reserved = set(kwargs) | {"sigma", "epochs", "lr", "hidden_dim", "n_layers", "batch_size"}
+    if flavor not in FLAVORS:
+        raise ValueError(f"Unknown `flavor` {flavor!r}; choose one of {list(FLAVORS)}.")
+    cfg = TrainConfig(flavor=flavor, **kwargs)
+    reserved = set(kwargs) | {"flavor", "sigma", "epochs", "lr", "hidden_dim", "n_layers", "batch_size"}
+    other = set().union(*(names for f, names in FLAVOR_ONLY.items() if f != flavor))
     for name, value in dict(train_kwargs or {}).items():
+        if name in other:
+            raise ValueError(
+                f"`train_kwargs` key {name!r} does not apply to flavor {flavor!r} (only to the other flavor); "
+                "remove it."
+            )
         if name in reserved or not hasattr(cfg, name):
-            allowed = sorted(set(cfg.to_dict()) - reserved)
+            allowed = sorted(set(cfg.to_dict()) - reserved - other)
             raise ValueError(f"`train_kwargs` key {name!r} is not accepted; use one of {allowed}.")
         setattr(cfg, name, value)
     cfg.sigma = DEFAULT_SIGMA_INTERNAL if sigma is None else st.sigma_to_internal(float(sigma))
-    cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", val.check_count)
+    cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", val.check_count, cfg.phases)
     if lr is not None and not isinstance(lr, Mapping):
         lr = val.check_positive(lr, "lr")
-        lr = {"pretrain": lr, "refine": lr, "score": lr, "joint": 0.1 * lr}
-    cfg.lr = _per_phase(lr, cfg.lr, "lr", val.check_positive)
+        lr = {phase: 0.1 * lr if phase == "joint" else lr for phase in cfg.phases}
+    cfg.lr = _per_phase(lr, cfg.lr, "lr", val.check_positive, cfg.phases)
+    if flavor == "var_ruot" and cfg.growth and cfg.alpha <= 0:
+        raise ValueError("`flavor='var_ruot'` with growth needs `alpha` > 0 (its growth rate is λ / (2α)).")
     for name, value in {"hidden_dim": hidden_dim, "n_layers": n_layers, "batch_size": batch_size}.items():
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -364,6 +394,7 @@ def _config(
 
 def _params(config, model, time_key, use_rep, n_dims, custom_mass, device) -> dict:
     return {
+        "flavor": config.flavor,
         "time_key": time_key,
         "use_rep": use_rep,
         "n_dims": int(model.n_dims),

@@ -1,0 +1,347 @@
+"""The least-action flavor (``flavor="var_ruot"``): HJB residual, Laplacians, λ → drift/growth, fits."""
+
+import math
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ruotools as rt
+from ruotools.core import checkpoint as ckpt_mod
+from ruotools.core.config import TrainConfig
+from ruotools.core.data import Snapshots, Standardizer
+from ruotools.core.least_action import LeastActionNetworks, hjb_residual, laplacian
+from ruotools.core.train import fit
+
+# --------------------------------------------------------------------------- the HJB residual
+
+
+class AnalyticPotential:
+    """Stand-in for ``LeastActionNetworks`` (the attributes ``hjb_residual`` reads) with a closed-form λ."""
+
+    def __init__(self, fn, growth=False, alpha=1.0):
+        self.fn, self.has_growth, self.alpha = fn, growth, alpha
+
+    def potential(self, x, t):
+        return self.fn(x, t.reshape(-1))
+
+
+def _points(n=50, d=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64)
+
+
+A_VEC = torch.tensor([0.7, -1.3], dtype=torch.float64)
+
+
+def _plane_wave(x, t):  # λ = a·x − ½|a|² t
+    return x @ A_VEC - 0.5 * (A_VEC @ A_VEC) * t
+
+
+def _spreading(x, t, c=0.5):  # λ = |x|² / (2(t + c))
+    return (x * x).sum(1) / (2 * (t + c))
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_hjb_residual_vanishes_on_the_plane_wave(sigma):
+    x, t = _points()
+    r = hjb_residual(AnalyticPotential(_plane_wave), x, t, sigma=sigma, exact_laplacian=True)
+    np.testing.assert_allclose(r.detach().numpy(), 0.0, atol=1e-12)
+
+
+def test_hjb_residual_vanishes_on_the_spreading_solution_without_noise():
+    x, t = _points()
+    r = hjb_residual(AnalyticPotential(_spreading), x, t, sigma=0.0, exact_laplacian=True)
+    np.testing.assert_allclose(r.detach().numpy(), 0.0, atol=1e-12)
+    # with noise the Laplacian term, (σ²/2)·d/(t + c), is what is left
+    r = hjb_residual(AnalyticPotential(_spreading), x, t, sigma=0.4, exact_laplacian=True)
+    np.testing.assert_allclose(r.detach().numpy(), 0.5 * 0.16 * 2 / (t.numpy() + 0.5), rtol=1e-12)
+
+
+def test_hjb_residual_with_growth_matches_the_formula_pointwise():
+    """R = ∂ₜλ + ½|∇λ|² + (σ²/2)Δλ + λ²/(4α) for a quadratic λ with known derivatives."""
+    m = torch.tensor([[1.0, 0.3], [0.3, 2.0]], dtype=torch.float64)
+    b = torch.tensor([0.2, -0.5], dtype=torch.float64)
+
+    def quadratic(x, t):  # λ = ½ xᵀMx·(1 + t) + b·x + 0.4 t
+        return 0.5 * ((x @ m) * x).sum(1) * (1 + t) + x @ b + 0.4 * t
+
+    x, t = _points()
+    alpha, sigma = 0.7, 0.3
+    r = hjb_residual(AnalyticPotential(quadratic, growth=True, alpha=alpha), x, t, sigma=sigma, exact_laplacian=True)
+    lam = quadratic(x, t)
+    dt = 0.5 * ((x @ m) * x).sum(1) + 0.4
+    grad = (x @ m) * (1 + t)[:, None] + b
+    lap = torch.trace(m) * (1 + t)
+    expected = dt + 0.5 * (grad * grad).sum(1) + 0.5 * sigma**2 * lap + lam**2 / (4 * alpha)
+    np.testing.assert_allclose(r.detach().numpy(), expected.numpy(), rtol=1e-12)
+
+
+def test_growth_term_is_g_lambda_minus_alpha_g_squared():
+    """With g = λ/(2α) (our α·g² convention), gλ − αg² equals the residual's λ²/(4α), pointwise."""
+    alpha = 0.35
+    nets = LeastActionNetworks(2, hidden_dim=8, n_layers=2, sigma=0.1, alpha=alpha).double()
+    torch.nn.init.normal_(nets.flow_net.w2)  # a non-constant λ
+    x, t = _points()
+    lam = nets.potential(x, t).detach()
+    g = nets.growth(x, t)
+    np.testing.assert_allclose(g.numpy(), lam.numpy() / (2 * alpha), rtol=1e-12)
+    np.testing.assert_allclose((g * lam - alpha * g * g).numpy(), (lam**2 / (4 * alpha)).numpy(), rtol=1e-10)
+    with_growth = hjb_residual(nets, x, t, sigma=0.1, exact_laplacian=True)
+    nets.has_growth = False
+    without = hjb_residual(nets, x, t, sigma=0.1, exact_laplacian=True)
+    np.testing.assert_allclose((with_growth - without).detach().numpy(), (lam**2 / (4 * alpha)).numpy(), rtol=1e-8)
+
+
+def test_init_growth_sets_a_uniform_rate_through_lambda():
+    nets = LeastActionNetworks(3, hidden_dim=8, n_layers=2, sigma=0.1, alpha=2.5).double()
+    nets.init_growth(0.3)
+    x, t = _points(d=3)
+    np.testing.assert_allclose(nets.growth(x, t).numpy(), 0.3, rtol=1e-12)
+    np.testing.assert_allclose(nets.potential(x, t).detach().numpy(), 2 * 2.5 * 0.3, rtol=1e-12)
+    np.testing.assert_allclose(nets.drift(x, t).numpy(), 0.0, atol=1e-15)
+
+
+def test_drift_is_the_gradient_of_lambda():
+    nets = LeastActionNetworks(3, hidden_dim=16, n_layers=2, sigma=0.0).double()
+    torch.nn.init.normal_(nets.flow_net.w2)
+    x, t = _points(n=10, d=3)
+    u = nets.drift(x, t).numpy()
+    eps = 1e-6
+    for i in range(3):
+        step = torch.zeros(3, dtype=torch.float64)
+        step[i] = eps
+        fd = (nets.potential(x + step, t) - nets.potential(x - step, t)).detach().numpy() / (2 * eps)
+        np.testing.assert_allclose(u[:, i], fd, rtol=1e-6, atol=1e-9)
+    # without noise the probability-flow velocity is the drift
+    np.testing.assert_allclose(nets.velocity(x, t).numpy(), u, rtol=1e-12)
+
+
+def test_hutchinson_laplacian_is_unbiased():
+    nets = LeastActionNetworks(12, hidden_dim=16, n_layers=2, sigma=0.1).double()
+    torch.nn.init.normal_(nets.flow_net.w2)
+    x, t = _points(n=4, d=12)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(nets.potential(x, t).sum(), x, create_graph=True)
+    exact = laplacian(grad, x, exact=True).detach().numpy()
+    g = torch.Generator().manual_seed(1)
+    draws = np.stack([laplacian(grad, x, exact=False, probes=1, generator=g).detach().numpy() for _ in range(2000)])
+    stderr = draws.std(0, ddof=1) / math.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(0) - exact) < 4 * stderr)
+    assert np.all(stderr > 0)  # the estimate does vary: the check above is not vacuous
+
+
+# --------------------------------------------------------------------------- the action column
+
+
+class ConstantFields(torch.nn.Module):
+    """Fields with a constant SDE drift ``u`` and growth ``g`` (no score), in internal units."""
+
+    def __init__(self, u, g, stochastic):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the model a device
+        self.u, self.g, self.dim, self.has_growth, self.stochastic = torch.tensor(u), g, len(u), True, stochastic
+
+    def fields(self, x, t):
+        return self.u.to(x).expand(len(x), -1), torch.full((len(x),), self.g, dtype=x.dtype)
+
+    def velocity(self, x, t):
+        return self.fields(x, t)[0]
+
+    def growth(self, x, t):
+        return self.fields(x, t)[1]
+
+    def drift(self, x, t):
+        return self.velocity(x, t)
+
+    def score(self, x, t):
+        return torch.zeros(len(x), dtype=x.dtype)
+
+    def score_grad(self, x, t, create_graph=False):
+        return self.score(x, t), torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.2])
+def test_evaluate_action_matches_the_closed_form(sigma):
+    """∫₀ᵀ (1/N)Σ wᵢ [½|u|² + α·scale²·g²] dt = (½|u|² + α·scale²·g²)(e^{gT} − 1)/g in the user's units."""
+    u_int, g_int, alpha, x_scale, t_scale = [0.6, -0.2], 0.4, 0.7, 2.0, 0.5
+    st = Standardizer(np.zeros(2), x_scale, 0.0, t_scale)
+    times = np.array([0.0, 0.5, 1.0])
+    model = rt.RUOTModel(
+        ConstantFields(u_int, g_int, stochastic=sigma > 0),
+        TrainConfig(sigma=sigma, alpha=alpha),
+        st,
+        time_points=times,
+        relative_mass=np.exp(g_int / t_scale * times),
+        use_rep="X",
+        time_key="time",
+    )
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(rng.normal(size=(90, 2)).astype(np.float32), obs=pd.DataFrame({"time": np.repeat(times, 30)}))
+    table = rt.tl.evaluate(adata, model=model)
+    u_user = np.asarray(u_int) * x_scale / t_scale
+    g_user = g_int / t_scale
+    rate = 0.5 * u_user @ u_user + alpha * x_scale**2 * g_user**2
+    expected = rate * (np.exp(g_user * times[1:]) - 1) / g_user
+    np.testing.assert_allclose(table["action"].to_numpy(), expected, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- fits
+
+VAR_FIT = {
+    "flavor": "var_ruot",
+    "max_epochs": {"least_action": 20, "score": 2},
+    "hidden_dim": 16,
+    "batch_size": 64,
+    "show_progress_bar": False,
+    "accelerator": "cpu",
+    "train_kwargs": {"steps_per_epoch": 5, "hjb_points": 64},
+}
+
+
+def _moving_blob(n=150, seed=0):
+    """A Gaussian blob that moves 2 units to the right per time unit and grows: 150, 200, 260 cells."""
+    rng = np.random.default_rng(seed)
+    counts = [n, int(n * 1.33), int(n * 1.73)]
+    x = np.concatenate([rng.normal(size=(c, 2)) * 0.3 + [2.0 * k, 0.0] for k, c in enumerate(counts)])
+    t = np.repeat([0.0, 1.0, 2.0], counts)
+    return ad.AnnData(x.astype(np.float32), obs=pd.DataFrame({"day": t}, index=[f"c{i}" for i in range(len(t))]))
+
+
+@pytest.fixture(scope="module")
+def blob_fitted():
+    adata = _moving_blob()
+    model = rt.tl.fit_ruot(adata, "day", use_rep="X", **VAR_FIT)
+    return adata, model
+
+
+def test_var_ruot_fit_beats_no_motion_by_far(blob_fitted):
+    adata, model = blob_fitted
+    table = rt.tl.evaluate(adata)
+    x, t = adata.X, adata.obs["day"].to_numpy()
+    from ruotools.core.ot import wasserstein
+
+    for k in (1.0, 2.0):
+        no_motion = wasserstein(x[t == 0], x[t == k], None, None, p=1)
+        assert no_motion > 1.9
+        assert table.loc[k, "W1"] < 0.35 * no_motion
+    assert (table["action"] > 0).all()
+    assert table["action"].is_monotonic_increasing
+    assert adata.uns["ruot"]["params"]["flavor"] == "var_ruot"
+    assert model.flavor == "var_ruot"
+    assert list(model.history) == ["least_action", "score"]
+    # the written drift is ∇λ and the velocity ∇λ − ∇s
+    drift = adata.layers["ruot_drift"]
+    vel = adata.layers["ruot_velocity"]
+    xs, ts = adata.X[:20], t[:20]
+    np.testing.assert_allclose(drift[:20], model.drift(xs, ts), rtol=1e-5, atol=1e-6)
+    xi = torch.as_tensor(model.standardizer.x_to_internal(xs), dtype=torch.float32)
+    ti = torch.as_tensor(model.standardizer.t_to_internal(ts), dtype=torch.float32)
+    _, grad_s = model.nets.score_grad(xi, ti)
+    scale = model.standardizer.x_scale / model.standardizer.t_scale
+    np.testing.assert_allclose(vel[:20], drift[:20] - grad_s.numpy() * scale, rtol=1e-4, atol=1e-5)
+    assert np.isfinite(adata.obs["ruot_potential"]).all()
+
+
+def test_var_ruot_h5ad_round_trip_and_save_load(blob_fitted, tmp_path):
+    adata, model = blob_fitted
+    path = tmp_path / "fitted.h5ad"
+    adata.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    reloaded = rt.RUOTModel.from_adata(back)
+    assert reloaded.flavor == "var_ruot"
+    assert isinstance(reloaded.nets, LeastActionNetworks)
+    x, t = adata.X[:30], adata.obs["day"].to_numpy()[:30]
+    for field in ("velocity", "drift", "growth", "potential"):
+        np.testing.assert_array_equal(getattr(reloaded, field)(x, t), getattr(model, field)(x, t))
+    saved = rt.RUOTModel.load(model.save(tmp_path / "model"))
+    assert saved.flavor == "var_ruot"
+    np.testing.assert_array_equal(saved.drift(x, t), model.drift(x, t))
+    assert "flavor='var_ruot'" in repr(saved)
+    # every downstream tool runs on the reloaded fit
+    rt.tl.simulate(back)
+    rt.tl.landscape(back)
+    assert np.isfinite(back.uns["ruot_landscape"]["potential"]).any()
+
+
+def test_unknown_flavor_is_a_value_error_listing_the_choices():
+    adata = _moving_blob(30)
+    before = set(adata.uns)
+    with pytest.raises(ValueError, match=r"Unknown `flavor` 'varruot'; choose one of \['deepruot', 'var_ruot'\]"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "flavor": "varruot"})
+    assert set(adata.uns) == before
+
+
+@pytest.mark.parametrize(
+    ("flavor", "key"), [("var_ruot", "lambda_mass"), ("var_ruot", "lambda_fp"), ("deepruot", "lambda_hjb")]
+)
+def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
+    adata = _moving_blob(30)
+    kwargs = {**VAR_FIT, "flavor": flavor, "max_epochs": 1, "train_kwargs": {key: 0.5}}
+    with pytest.raises(ValueError, match=rf"`train_kwargs` key '{key}' does not apply to flavor '{flavor}'"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs)
+    assert "ruot" not in adata.uns
+
+
+def test_max_epochs_names_the_phases_of_the_flavor():
+    adata = _moving_blob(30)
+    with pytest.raises(ValueError, match=r"unknown phase\(s\) \['pretrain'\]; accepted: \['least_action', 'score'\]"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "max_epochs": {"pretrain": 2}})
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _var_config(**kw):
+    base = {
+        "flavor": "var_ruot",
+        "epochs": {"least_action": 4, "score": 2},
+        "hidden_dim": 16,
+        "batch_size": 32,
+        "steps_per_epoch": 3,
+        "hjb_points": 32,
+        "show_progress_bar": False,
+    }
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def snapshots():
+    rng = np.random.default_rng(0)
+    xs = [(rng.normal(size=(60, 2)) + k).astype(np.float32) for k in range(3)]
+    return Snapshots(xs, [0.0, 1.0, 2.0], [1.0, 1.2, 1.5])
+
+
+# 8 saves in all: 4 + 2 epochs and 2 phase ends; interrupt inside each phase and at the phase end
+@pytest.mark.parametrize("kill_after", [2, 5, 7])
+def test_interrupted_var_ruot_fit_resumes_bitwise(snapshots, tmp_path, monkeypatch, kill_after):
+    ref_nets, ref_hist = fit(snapshots, _var_config())
+    save, calls = ckpt_mod.Checkpointer.save, []
+
+    def interrupting_save(self, state):
+        save(self, state)
+        calls.append(state["phase"])
+        if len(calls) == kill_after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", interrupting_save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(snapshots, _var_config(), checkpoint_dir=tmp_path)
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", save)
+    nets, hist = fit(snapshots, _var_config(), checkpoint_dir=tmp_path, resume=True)
+    ref_state, state = ref_nets.state_dict(), nets.state_dict()
+    assert ref_state.keys() == state.keys()
+    assert all(torch.equal(ref_state[k], state[k]) for k in state)
+    for phase in ref_hist:
+        np.testing.assert_array_equal(hist[phase]["val"], ref_hist[phase]["val"])
+
+
+def test_var_ruot_fits_are_deterministic_and_seeded(snapshots):
+    a, _ = fit(snapshots, _var_config())
+    b, _ = fit(snapshots, _var_config())
+    c, _ = fit(snapshots, _var_config(random_state=1))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
