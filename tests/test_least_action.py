@@ -266,6 +266,37 @@ def test_var_ruot_h5ad_round_trip_and_save_load(blob_fitted, tmp_path):
     assert np.isfinite(back.uns["ruot_landscape"]["potential"]).any()
 
 
+def test_every_tool_and_plot_runs_on_a_var_ruot_fit(blob_fitted, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata = blob_fitted[0].copy()
+    adata.obs["side"] = np.where(adata.X[:, 1] > 0, "up", "down")
+    adata.obsm["X_emb"] = adata.X[:, ::-1].copy()
+    fates = rt.tl.fate_probabilities(adata, "side", n_samples=2)
+    np.testing.assert_allclose(fates.sum(axis=1), 1.0, atol=1e-6)
+    couplings = rt.tl.couplings(adata)
+    assert len(couplings) == 2
+    transition = rt.tl.velocity_transition_matrix(adata)
+    np.testing.assert_allclose(np.asarray(transition.sum(axis=1)).ravel(), 1.0, atol=1e-6)
+    rt.tl.velocity_embedding(adata, basis="emb")
+    assert np.isfinite(adata.obsm["ruot_velocity_emb"]).all()
+    rt.tl.simulate(adata, n_particles=50)
+    rt.tl.evaluate(adata)
+    rt.tl.landscape(adata)
+    assert not rt.get.trajectories(adata).empty
+    assert np.isfinite(rt.get.mass(adata)["total_mass"]).all()
+    assert not rt.get.growth(adata).empty
+    for plot in (rt.pl.trajectories, rt.pl.growth, rt.pl.potential, rt.pl.mass, rt.pl.history, rt.pl.metrics):
+        plot(adata, show=False)
+    titles = [a.get_title().split()[0] for a in rt.pl.history(adata, show=False)]
+    assert titles == ["least_action", "score"]
+    rt.pl.landscape(adata, show=False)
+    plt.close("all")
+
+
 def test_unknown_flavor_is_a_value_error_listing_the_choices():
     adata = _moving_blob(30)
     before = set(adata.uns)

@@ -11,7 +11,7 @@ FLAVOR_PHASES = {"deepruot": PHASES, "var_ruot": ("least_action", "score")}
 FLAVORS = tuple(FLAVOR_PHASES)
 #: Settings that only one flavor uses (the others apply to both).
 FLAVOR_ONLY = {
-    "deepruot": frozenset({"lambda_mass", "lambda_score", "lambda_fp", "lambda_init", "steps_per_unit"}),
+    "deepruot": frozenset({"lambda_mass", "lambda_score", "lambda_fp", "lambda_init"}),
     "var_ruot": frozenset({"lambda_hjb", "hjb_points", "hutchinson_probes", "exact_laplacian_max_dim"}),
 }
 _DEFAULT_EPOCHS = {
@@ -20,7 +20,7 @@ _DEFAULT_EPOCHS = {
 }
 _DEFAULT_LR = {
     "deepruot": {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4},
-    "var_ruot": {"least_action": 1e-2, "score": 1e-2},
+    "var_ruot": {"least_action": 3e-2, "score": 1e-2},
 }
 _DEFAULT_LAMBDA_ACTION = {"deepruot": 0.01, "var_ruot": 1 / 16}
 
@@ -51,8 +51,9 @@ class TrainConfig:
     consecutive snapshots paired by their exact OT plan (METHOD.md §4's OT pairing).
 
     ``flavor="var_ruot"`` (METHOD_LEAST_ACTION.md) trains instead one scalar potential λ in a
-    single phase ``least_action`` (drift ∇λ, growth λ/(2α), stochastic particles; losses: transport
-    and mass at every snapshot, ``lambda_hjb`` × the HJB residual on ``hjb_points`` trajectory
+    single phase ``least_action`` (drift ∇λ, growth λ/(2α), stochastic particles moved by
+    ``steps_per_unit`` RK4 steps per unit plus noise, a local stage first as in pre-training;
+    losses: transport and total mass at every snapshot, ``lambda_hjb`` × the HJB residual on ``hjb_points`` trajectory
     points per step, ``lambda_action`` × the path action), then the score phase. ``epochs``,
     ``lr`` and ``lambda_action`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
     settings that only one flavor uses.

@@ -258,7 +258,8 @@ class _Trainer:
     def least_action_step(self) -> tuple[torch.Tensor, dict]:
         """One step of the least-action flavor (METHOD_LEAST_ACTION.md §4).
 
-        Stochastic particles from the first snapshot follow ∇λ with log-masses growing at λ/(2α);
+        Stochastic particles from the first snapshot follow ∇λ with log-masses growing at λ/(2α)
+        (:class:`PotentialPaths`, ``steps_per_unit`` RK4 steps per unit of time);
         the loss is the transport and total-mass loss at every later snapshot, plus ``lambda_action``
         × their path action and ``lambda_hjb`` × the mass-weighted mean squared HJB residual at
         ``hjb_points`` points drawn from the trajectories (all steps and particles). In the local
@@ -272,7 +273,7 @@ class _Trainer:
             sizes = [len(x) for x in xs]
             x = torch.cat(xs)
 
-            n_steps = max(1, math.ceil(cfg.sde_steps_per_unit * max(np.diff(data.times)) - 1e-9))
+            n_steps = max(1, math.ceil(cfg.steps_per_unit * max(np.diff(data.times)) - 1e-9))
             h = _per_particle(np.diff(data.times) / n_steps, sizes, x)
             ell = _per_particle([math.log(data.masses[k] / sizes[k]) for k in range(self.K)], sizes, x)
             paths = PotentialPaths(
@@ -298,7 +299,7 @@ class _Trainer:
                 x0,
                 self._start(x0),
                 data.times,
-                steps_per_unit=cfg.sde_steps_per_unit,
+                steps_per_unit=cfg.steps_per_unit,
                 sigma=cfg.sigma,
                 alpha=cfg.alpha,
                 generator=self.gen,
