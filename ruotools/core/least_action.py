@@ -60,18 +60,9 @@ class LeastActionNetworks(RUOTNetworks):
         net.head_parameters_zero_(0)
         return net
 
-    @classmethod
-    def from_config(cls, dim: int, config) -> LeastActionNetworks:
-        """Networks of the sizes, noise level, score gain and α of a :class:`~ruotools.core.TrainConfig`."""
-        return cls(
-            dim,
-            config.hidden_dim,
-            config.n_layers,
-            growth=config.growth,
-            sigma=config.sigma,
-            score_gain=config.score_gain,
-            alpha=config.alpha,
-        )
+    @staticmethod
+    def _flavor_settings(config) -> dict:
+        return {"alpha": config.alpha}
 
     def potential(self, x: torch.Tensor, t) -> torch.Tensor:
         """λ(x, t), shape (n,) (without the growth offset)."""

@@ -154,7 +154,13 @@ class RUOTNetworks(nn.Module):
             growth=config.growth,
             sigma=config.sigma,
             score_gain=config.score_gain,
+            **cls._flavor_settings(config),
         )
+
+    @staticmethod
+    def _flavor_settings(config) -> dict:
+        """Return the constructor arguments that only a subclass (a flavor) takes from the config."""
+        return {}
 
     def fields(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity (n, d) and growth rate (n,) in one pass.

@@ -6,6 +6,9 @@ writes ``<dataset>_<plot>.png`` next to this script (or into ``--out``)::
 
     python docs/_static/gallery/make_gallery.py
     python docs/_static/gallery/make_gallery.py --fits fits/   # keep the fitted .h5ad files and reuse them
+    python docs/_static/gallery/make_gallery.py --flavor var_ruot --datasets mouse_hematopoiesis
+
+With ``--flavor var_ruot`` the files are named ``<dataset>_var_ruot_<plot>.png``.
 """
 
 from __future__ import annotations
@@ -27,17 +30,17 @@ HERE = Path(__file__).resolve().parent
 DPI = 150
 
 
-def fitted(name: str, fits: Path | None):
+def fitted(name: str, fits: Path | None, flavor: str = "deepruot"):
     """The dataset with a default fit, metrics, trajectories and landscape (read from ``fits`` when there)."""
     import anndata as ad
 
-    path = fits / f"{name}.h5ad" if fits is not None else None
+    path = fits / f"{_stem(name, flavor)}.h5ad" if fits is not None else None
     if path is not None and path.is_file():
         print(f"{name}: reading {path}")
         return ad.read_h5ad(path)
     adata = getattr(rt.datasets, name)()
     start = time.perf_counter()
-    rt.tl.fit_ruot(adata, "time", show_progress_bar=False)
+    rt.tl.fit_ruot(adata, "time", show_progress_bar=False, flavor=flavor)
     print(f"{name}: fitted in {time.perf_counter() - start:.0f} s")
     rt.tl.evaluate(adata)
     rt.tl.simulate(adata)
@@ -48,8 +51,16 @@ def fitted(name: str, fits: Path | None):
     return adata
 
 
-def draw(adata, name: str, out: Path) -> list[Path]:
-    """Every plot of ``rt.pl`` for one dataset."""
+def _stem(name: str, flavor: str) -> str:
+    return name if flavor == "deepruot" else f"{name}_{flavor}"
+
+
+#: The plots drawn for the least-action flavor (the gallery compares them with the default flavor's).
+VAR_RUOT_PLOTS = ("trajectories", "landscape_contour", "growth", "history", "metrics")
+
+
+def draw(adata, name: str, out: Path, only=None) -> list[Path]:
+    """Every plot of ``rt.pl`` for one dataset (or those named in ``only``)."""
     times = adata.uns["ruot"]["time_points"]
     shown_times = times if len(times) <= 3 else times[:: max(1, (len(times) - 1) // 2)]
     n_lines = min(250, adata.uns["ruot_trajectories"]["X"].shape[1])
@@ -66,6 +77,8 @@ def draw(adata, name: str, out: Path) -> list[Path]:
     }
     written = []
     for plot_name, (plot, kwargs) in plots.items():
+        if only is not None and plot_name not in only:
+            continue
         path = out / f"{name}_{plot_name}.png"
         fig = plot(adata, dpi=DPI, return_fig=True, **kwargs)
         fig.savefig(path, bbox_inches="tight")
@@ -79,12 +92,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE, help="output directory (default: next to this script)")
     parser.add_argument("--fits", type=Path, default=None, help="directory to keep and reuse the fitted .h5ad files")
     parser.add_argument("--datasets", nargs="+", default=["simulated_gene", "mouse_hematopoiesis"])
+    parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     rt.settings.verbosity = "warning"
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
-        for path in draw(fitted(name, args.fits), name, args.out):
+        only = VAR_RUOT_PLOTS if args.flavor == "var_ruot" else None
+        for path in draw(fitted(name, args.fits, args.flavor), _stem(name, args.flavor), args.out, only):
             print(f"wrote {path}")
 
 
