@@ -40,20 +40,11 @@ class LeastActionNetworks(RUOTNetworks):
         Growth penalty α of the action ``α·g²``; ``g = λ / (2α)``.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        hidden_dim: int = 64,
-        n_layers: int = 3,
-        growth: bool = True,
-        sigma: float = 0.1,
-        score_gain: float = 1.0,
-        alpha: float = 1.0,
-    ):
-        if growth and alpha <= 0:
+    def __init__(self, dim: int, *args, alpha: float = 1.0, **kwargs):
+        if kwargs.get("growth", True) and alpha <= 0:
             raise ValueError("The least-action flavor with growth needs `alpha` > 0 (its growth rate is λ / (2α)).")
         self.alpha = float(alpha)
-        super().__init__(dim, hidden_dim, n_layers, growth=growth, sigma=sigma, score_gain=score_gain)
+        super().__init__(dim, *args, **kwargs)
 
     def _flow_net(self, dim: int, hidden_dim: int, n_layers: int) -> StackedMLP:
         net = StackedMLP(dim, [1], hidden_dim, n_layers)

@@ -223,8 +223,7 @@ class _Trainer:
         batch = max(1, cfg.batch_size // 2)
         xs = [data.sample(k, batch, self.gen) for k in range(self.K)]
         ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
-        # one step count for all intervals (that of the longest), as if they were integrated together
-        n_steps = max(1, math.ceil(cfg.steps_per_unit * max(np.diff(data.times)) - 1e-9))
+        n_steps = self._local_steps()
         intervals = list(range(self.K))
         if not self.threaded or self.K < 2:
             return self._local_losses(xs, ys, intervals, n_steps, use_mass)
@@ -237,6 +236,10 @@ class _Trainer:
 
         (la, pa), (lb, pb) = _piece_pool().map(run, [intervals[:half], intervals[half:]])
         return la + lb, {key: pa[key] + pb[key] for key in pa}
+
+    def _local_steps(self) -> int:
+        """Return the local stage's RK4 step count: that of the longest interval, for all (integrated together)."""
+        return max(1, math.ceil(self.cfg.steps_per_unit * max(np.diff(self.data.times)) - 1e-9))
 
     def _local_losses(self, xs, ys, intervals, n_steps, use_mass) -> tuple[torch.Tensor, dict]:
         """Losses of :meth:`local_step` for some intervals (their share of the mean over all)."""
@@ -273,7 +276,7 @@ class _Trainer:
             sizes = [len(x) for x in xs]
             x = torch.cat(xs)
 
-            n_steps = max(1, math.ceil(cfg.steps_per_unit * max(np.diff(data.times)) - 1e-9))
+            n_steps = self._local_steps()
             h = _per_particle(np.diff(data.times) / n_steps, sizes, x)
             ell = _per_particle([math.log(data.masses[k] / sizes[k]) for k in range(self.K)], sizes, x)
             paths = PotentialPaths(
