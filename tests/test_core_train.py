@@ -154,3 +154,19 @@ def test_training_steps_read_nothing_back_from_the_device_but_the_ot_plan(every_
     with _ReadBackSpy() as spy:
         scott_bandwidth(torch.randn(10, 2))
     assert [(what, allowed) for what, _, allowed in spy.seen] == [("__float__", False)]
+
+
+def test_local_mass_loss_is_left_out_above_local_mass_max_dim():
+    # 3-D data: with the threshold at 3 the local term counts; at 2 the loss is that of lambda_mass = 0
+    data = _snapshots(3, dim=3)
+    losses = {}
+    for name, kw in {
+        "on": {"local_mass_max_dim": 3},
+        "off": {"local_mass_max_dim": 2},
+        "zero": {"local_mass_max_dim": 3, "lambda_mass": 0.0},
+    }.items():
+        config = TrainConfig(batch_size=64, **kw)
+        losses[name] = _local_step(data, config, _perturbed_nets(data, config), threaded=False)[0]
+    assert losses["off"] == losses["zero"]
+    assert losses["on"] > losses["off"] * (1 + 1e-4)
+    assert TrainConfig().local_mass_max_dim == 50

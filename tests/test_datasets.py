@@ -9,6 +9,8 @@ EXPECTED = {
     "mouse_hematopoiesis": (datasets.mouse_hematopoiesis, 2, {0.0: 1429, 1.0: 3781, 2.0: 5788}),
     "gaussian_10d": (lambda: datasets.gaussian_mixture(n_dims=10), 10, {0.0: 500, 1.0: 1400}),
     "gaussian_20d": (datasets.gaussian_mixture, 20, {0.0: 500, 1.0: 1400}),
+    "gaussian_50d": (lambda: datasets.gaussian_mixture(n_dims=50), 50, {0.0: 500, 1.0: 1400}),
+    "gaussian_100d": (lambda: datasets.gaussian_mixture(n_dims=100), 100, {0.0: 500, 1.0: 1400}),
 }
 
 
@@ -48,15 +50,33 @@ def test_simulated_gene_first_row():
 
 def test_gaussian_mixture_layout():
     # the first two dimensions carry the dynamics, the others are small noise
-    for n_dims in (10, 20):
+    for n_dims in (10, 20, 50, 100):
         adata = datasets.gaussian_mixture(n_dims=n_dims)
         assert adata.X[:, 2:].std(axis=0).max() < 0.1
         assert adata.X[:, :2].std(axis=0).min() > 0.3
 
 
-@pytest.mark.parametrize("n_dims", [5, 0, 15, 200, True])
+def test_gaussian_mixture_high_dims_extend_the_20d_set():
+    base = datasets.gaussian_mixture(n_dims=20)
+    for n_dims in (50, 100):
+        adata = datasets.gaussian_mixture(n_dims=n_dims)
+        np.testing.assert_array_equal(adata.X[:, :20], base.X)
+        np.testing.assert_array_equal(adata.obs["time"], base.obs["time"])
+        # the added coordinates are noise like the shipped ones: centred, the same spread, uncorrelated with time
+        extra = adata.X[:, 20:]
+        assert abs(extra.std() - base.X[:, 2:].std()) < 0.002
+        assert np.abs(extra.mean(axis=0)).max() < 0.02
+        np.testing.assert_array_equal(extra, datasets.gaussian_mixture(n_dims=n_dims).X[:, 20:])
+        assert adata.uns["dataset"]["name"] == f"gaussian_{n_dims}d"
+    # nested: the 50-dimensional set is the first 50 coordinates of the 100-dimensional one
+    np.testing.assert_array_equal(
+        datasets.gaussian_mixture(n_dims=50).X, datasets.gaussian_mixture(n_dims=100).X[:, :50]
+    )
+
+
+@pytest.mark.parametrize("n_dims", [5, 0, 15, 200, True, 50.5])
 def test_gaussian_mixture_rejects_other_dims(n_dims):
-    with pytest.raises(ValueError, match=r"10 or 20"):
+    with pytest.raises(ValueError, match=r"one of \[10, 20, 50, 100\]"):
         datasets.gaussian_mixture(n_dims=n_dims)
 
 

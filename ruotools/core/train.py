@@ -127,8 +127,10 @@ class _Trainer:
         The sum over the given snapshots divided by the number of intervals: their share of the mean.
         """
         cfg, parts = self.cfg, {"ot": 0.0, "mass": 0.0}
-        # the least-action flavor matches the total mass only (METHOD_LEAST_ACTION.md §4)
-        local_weight = cfg.lambda_mass if cfg.flavor == "deepruot" else 0.0
+        # the least-action flavor matches the total mass only (METHOD_LEAST_ACTION.md §4); so does any
+        # flavor in high dimensions, where nearest-particle counts say little (TrainConfig)
+        use_local = cfg.flavor == "deepruot" and self.data.dim <= cfg.local_mass_max_dim
+        local_weight = cfg.lambda_mass if use_local else 0.0
         problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(xs, log_masses, ys, strict=True)]
         total = 0.0
         losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)

@@ -9,13 +9,17 @@ Every loader returns a new :class:`~anndata.AnnData` with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
+import pandas as pd
+from anndata import AnnData
 
 from ._load import _load
 from ._synthetic import synthetic_branching
 
-if TYPE_CHECKING:
-    from anndata import AnnData
+#: dimensions offered by :func:`gaussian_mixture`
+GAUSSIAN_DIMS = (10, 20, 50, 100)
+#: standard deviation of the noise coordinates added above 20 dimensions (that of the shipped ones)
+NOISE_STD = 0.0707
 
 __all__ = ["gaussian_mixture", "mouse_hematopoiesis", "simulated_gene", "synthetic_branching"]
 
@@ -73,18 +77,22 @@ def mouse_hematopoiesis() -> AnnData:
 
 
 def gaussian_mixture(n_dims: int = 20) -> AnnData:
-    """Load a Gaussian mixture with a bifurcation and a proliferating cluster, in 10 or 20 dimensions.
+    """Load a Gaussian mixture with a bifurcation and a proliferating cluster, in 10 to 100 dimensions.
 
     At time 0 the cells form two Gaussian clusters (400 and 100 cells). By time 1 the larger
     cluster has split into two branches while the smaller one has grown to 1,000 cells, so the
     population grows 2.8-fold (500 → 1,400; 1,900 cells in all). The first two coordinates carry
     the dynamics; the others are small isotropic noise. A high-dimensional benchmark of the
-    DeepRUOT paper (Zhang, Li & Zhou, ICLR 2025).
+    DeepRUOT paper (Zhang, Li & Zhou, ICLR 2025), which ships the 10- and 20-dimensional files.
+    The 50- and 100-dimensional sets are the 20-dimensional one with further noise coordinates
+    drawn the same way (independent normal, standard deviation ``NOISE_STD`` = 0.0707, that of the
+    shipped noise coordinates; a fixed seed, so every call returns the same data, and the 50-dimensional
+    set is the first 50 coordinates of the 100-dimensional one).
 
     Parameters
     ----------
     n_dims
-        Number of dimensions, ``10`` or ``20``.
+        Number of dimensions: ``10``, ``20``, ``50`` or ``100``.
 
     Returns
     -------
@@ -95,7 +103,7 @@ def gaussian_mixture(n_dims: int = 20) -> AnnData:
     Raises
     ------
     ValueError
-        If ``n_dims`` is neither 10 nor 20.
+        If ``n_dims`` is not one of 10, 20, 50, 100.
 
     Examples
     --------
@@ -104,6 +112,24 @@ def gaussian_mixture(n_dims: int = 20) -> AnnData:
     >>> adata.shape
     (1900, 10)
     """
-    if isinstance(n_dims, bool) or n_dims not in (10, 20):
-        raise ValueError(f"`n_dims` must be 10 or 20, got {n_dims!r}.")
-    return _load(f"gaussian_{int(n_dims)}d")
+    if isinstance(n_dims, bool) or n_dims not in GAUSSIAN_DIMS:
+        raise ValueError(f"`n_dims` must be one of {list(GAUSSIAN_DIMS)}, got {n_dims!r}.")
+    n_dims = int(n_dims)
+    if n_dims <= 20:
+        return _load(f"gaussian_{n_dims}d")
+    base = _load("gaussian_20d")
+    # one draw for the largest set: every smaller set is its first columns
+    extra = np.random.default_rng(0).normal(0.0, NOISE_STD, size=(base.n_obs, max(GAUSSIAN_DIMS) - base.n_vars))
+    extra = extra[:, : n_dims - base.n_vars].astype(np.float32)
+    adata = AnnData(
+        np.hstack([np.asarray(base.X), extra]),
+        obs=base.obs.copy(),
+        var=pd.DataFrame(index=[f"x{i + 1}" for i in range(n_dims)]),
+        uns={"dataset": dict(base.uns["dataset"])},
+    )
+    adata.uns["dataset"]["name"] = f"gaussian_{n_dims}d"
+    adata.uns["dataset"]["description"] = (
+        f"{base.uns['dataset']['description']} Extended to {n_dims} dimensions with "
+        f"{n_dims - base.n_vars} further noise coordinates (normal, sd {NOISE_STD})."
+    )
+    return adata
