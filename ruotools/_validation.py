@@ -7,6 +7,8 @@ Every function here only reads ``adata``; nothing is modified. Slots are quoted 
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -73,7 +75,9 @@ def _first_columns(x, n: int) -> np.ndarray:
     return np.asarray(x)
 
 
-def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndarray, str, bool]:
+def resolve_rep(
+    adata, use_rep: str | None, n_dims: int | None, *, for_fit: bool = False, stacklevel: int = 3
+) -> tuple[np.ndarray, str, bool]:
     """Coordinates used for fitting.
 
     Sparse, backed (``h5py``) and integer or float16 representations are accepted; only the
@@ -88,6 +92,12 @@ def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndar
         has at most 50 columns).
     n_dims
         Number of leading columns to use (``None``: all).
+    for_fit
+        The coordinates are to be fitted: a representation named like a UMAP or t-SNE embedding
+        (``"umap"``, ``"tsne"`` or ``"t-sne"`` in its name, any case) gives a ``UserWarning``, as
+        distances there are not meaningful for optimal transport.
+    stacklevel
+        ``stacklevel`` of that warning (3: the caller of the function that calls this one).
 
     Returns
     -------
@@ -138,7 +148,19 @@ def resolve_rep(adata, use_rep: str | None, n_dims: int | None) -> tuple[np.ndar
     x = _first_columns(x, n_total if n_dims is None else int(n_dims))
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
         raise TypeError(f"{slot} must hold real numbers, got dtype {x.dtype}.")
+    if for_fit and _EMBEDDING_NAME.search(use_rep):
+        warnings.warn(
+            f"Fitting on {slot}: UMAP and t-SNE distort distances (they keep neighbourhoods, not lengths), so "
+            "transport costs, velocities and growth rates there are not meaningful. Fit on a linear "
+            "representation such as `use_rep='X_pca'` and show the results on the embedding with `basis=`.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
     return x.astype(np.float64), use_rep, use_rep == "X" and x.shape[1] == n_total
+
+
+#: Names of non-linear 2-D embeddings whose distances mean nothing to optimal transport.
+_EMBEDDING_NAME = re.compile(r"umap|t-?sne", re.IGNORECASE)
 
 
 def obs_column(adata, key, arg: str) -> pd.Series:
@@ -166,40 +188,208 @@ def embedding_2d(adata, basis: str) -> np.ndarray:
     return coords[:, :2]
 
 
-def resolve_time(adata, time_key: str) -> np.ndarray:
-    """Numeric copy of ``adata.obs[time_key]`` (float64, NaN where missing); the column is untouched."""
+#: A number inside a time label: digits with an optional decimal part ("2", "7.5", ".5").
+_LABEL_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+#: A whole label that is a plain number ("3", " -1 ", "2.5", "1e3").
+_PLAIN_NUMBER = re.compile(r"[+\-−]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+\-]?\d+)?")
+#: Labels read as a missing time point (what ``astype(str)`` makes of NaN, and the empty label).
+_MISSING_LABELS = ("", "nan")
+#: What may stand right before a minus sign: the label's start, white space or an opening bracket / ``=``.
+_BEFORE_MINUS = "([=:"
+#: Examples of accepted labels, for messages.
+LABEL_EXAMPLES = "'D0', 'day 2', 'E7.5', '48h'"
+
+
+def time_label_value(label) -> tuple[float | None, str | None]:
+    """Read one time label as a number.
+
+    A number is taken as it is; a string that is a plain number (``" 3 "``, ``"-1"``, ``"2.5"``)
+    is that number; any other string must contain exactly one number (digits with an optional
+    decimal part), which is its value: ``"D0"`` → 0, ``"day 2"`` → 2, ``"E7.5"`` → 7.5, ``"48h"``
+    → 48, ``"day_10"`` → 10. A ``-`` right before the number is a minus sign at the start of the
+    label or after a space (``"day -1"`` → −1); after a digit it separates two numbers (``"2-4"``);
+    after a letter (``"D-1"``) it is ambiguous (a minus sign or a separator) and the label is not read.
+    ``""`` and ``"nan"`` are a missing time point (NaN).
+
+    Parameters
+    ----------
+    label
+        A category or value of a time column, or a key of ``relative_mass``.
+
+    Returns
+    -------
+    value, problem
+        ``(number, None)``, or ``(None, reason)`` when the label cannot be read; ``reason`` says why
+        (no number, several numbers, an ambiguous sign, a boolean).
+    """
+    if isinstance(label, bool | np.bool_):
+        return None, "a boolean"
+    if isinstance(label, int | float | np.integer | np.floating):
+        return float(label), None
+    if isinstance(label, complex | np.complexfloating):
+        return None, "a complex number"
+    text = str(label).strip()
+    if text.lower() in _MISSING_LABELS:
+        return np.nan, None
+    if _PLAIN_NUMBER.fullmatch(text) or text.lower().lstrip("+-") in ("inf", "infinity"):
+        return float(text.replace("−", "-")), None
+    found, ambiguous = [], False
+    for match in _LABEL_NUMBER.finditer(text):
+        value, i = float(match.group()), match.start()
+        if i > 0 and text[i - 1] in "-−":
+            before = text[: i - 1]
+            if not before or before[-1].isspace() or before[-1] in _BEFORE_MINUS:
+                value = -value
+            elif not before[-1].isdigit():
+                ambiguous, value = True, -value
+        found.append(value)
+    if not found:
+        return None, "no number"
+    if len(found) > 1:
+        return None, f"several numbers: {', '.join(f'{v:g}' for v in found)}"
+    if ambiguous:
+        return None, "a '-' between a letter and the number: a minus sign or a separator?"
+    return found[0], None
+
+
+def _suggested_value(label) -> float:
+    """Return the first number of a label that cannot be read (with its sign), NaN when it holds none."""
+    text = str(label).strip()
+    match = _LABEL_NUMBER.search(text)
+    if match is None:
+        return np.nan
+    i = match.start()
+    negative = i > 0 and text[i - 1] in "-−" and not (i > 1 and text[i - 2].isdigit())
+    return -float(match.group()) if negative else float(match.group())
+
+
+def _fix_for_labels(time_key: str, labels: list, values: dict) -> str:
+    """Runnable code mapping every label of ``obs[time_key]`` to a number, for the message of a ``TypeError``.
+
+    ``values`` holds the labels that were read; the others get their first number (NaN when they have
+    none). When that leaves fewer than two time points, every label gets its position instead.
+    """
+    mapping = {str(label): values[label] if label in values else _suggested_value(label) for label in labels}
+    finite = {v for v in mapping.values() if np.isfinite(v)}
+    placeholders = len(finite) < 2
+    if placeholders:
+        mapping = {str(label): float(i) for i, label in enumerate(labels)}
+    items = ", ".join(f"{k!r}: {'float(nan)' if np.isnan(v) else repr(float(v))}" for k, v in mapping.items())
+    items = items.replace("float(nan)", "float('nan')")
+    new_key = f"{time_key}_numeric"
+    code = f"adata.obs[{new_key!r}] = adata.obs[{time_key!r}].astype(str).map({{{items}}}).astype(float)"
+    check = (
+        "placeholders in the labels' order: replace them by the actual times"
+        if placeholders
+        else "check the values; cells mapped to NaN are left out"
+    )
+    return f"Map every label to its time, e.g. `{code}` ({check}), then pass `time_key={new_key!r}`."
+
+
+def _label_table(time_key: str, labels: list, log: bool) -> dict:
+    """``{label: number}`` for the labels of a non-numeric time column; a ``TypeError`` when one cannot be read."""
+    values, problems = {}, {}
+    for label in labels:
+        value, problem = time_label_value(label)
+        if problem is None:
+            values[label] = value
+        else:
+            problems[label] = problem
+    if problems:
+        shown = "; ".join(f"{str(label)!r} ({why})" for label, why in list(problems.items())[:5])
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise TypeError(
+            f"`adata.obs[{time_key!r}]` must hold time points: numbers, or labels that each contain exactly one "
+            f"number ({LABEL_EXAMPLES}). These labels cannot be read: {shown}{more}. "
+            + _fix_for_labels(time_key, labels, values)
+        )
+    parsed = [label for label in labels if not isinstance(label, int | float | np.integer | np.floating)]
+    if log and any(not _PLAIN_NUMBER.fullmatch(str(label).strip()) for label in parsed):
+        pairs = sorted(((values[label], str(label)) for label in parsed), key=lambda p: (np.isnan(p[0]), p[0]))
+        mapping = ", ".join(f'"{label}" → {value!r}' for value, label in pairs)
+        logg.info(f"time labels of `adata.obs[{time_key!r}]` read as numbers: {mapping}")
+    return values
+
+
+def resolve_time(adata, time_key: str, *, log: bool = False) -> np.ndarray:
+    """Numeric copy of ``adata.obs[time_key]`` (float64, NaN where missing); the column is untouched.
+
+    Numbers are used as they are; categorical, object or string columns may hold numbers or
+    labels that each contain exactly one number (``"D0"``, ``"day 2"``, ``"E7.5"``; see
+    :func:`time_label_value`). A label that cannot be read is a ``TypeError`` whose message holds
+    code that maps every label to a number.
+
+    Parameters
+    ----------
+    adata
+        Annotated data; only read.
+    time_key
+        The ``obs`` column.
+    log
+        Log how labels were read (``"day 2" → 2.0``), when some are not plain numbers.
+
+    Returns
+    -------
+    numpy.ndarray
+        Time of each cell (n_obs,).
+    """
     col = obs_column(adata, time_key, "time_key")
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = pd.Series(col.cat.categories)
-        values = pd.to_numeric(cats.astype(str), errors="coerce")
-        bad = cats[values.isna() & cats.notna()].tolist()
-        if bad:
-            raise TypeError(
-                f"`adata.obs['{time_key}']` must hold numeric time points; categories {bad[:5]} are not numbers. "
-                "Convert it, e.g. `adata.obs['day'] = adata.obs['day'].str.removeprefix('day ').astype(float)`."
-            )
-        codes = col.cat.codes.to_numpy()
-        t = np.where(codes >= 0, values.to_numpy(dtype=np.float64)[np.maximum(codes, 0)], np.nan)
-    elif pd.api.types.is_bool_dtype(col.dtype):
+    dtype = col.dtype
+    if pd.api.types.is_bool_dtype(dtype):
         raise TypeError(f"`adata.obs['{time_key}']` is boolean; it must hold numeric time points.")
-    elif pd.api.types.is_complex_dtype(col.dtype):
+    if pd.api.types.is_complex_dtype(dtype):
         raise TypeError(f"`adata.obs['{time_key}']` holds complex numbers; it must hold real time points.")
-    elif pd.api.types.is_numeric_dtype(col.dtype):
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise TypeError(
+            f"`adata.obs['{time_key}']` holds dates or durations ({dtype}); it must hold numeric time points. "
+            f"Convert them to a number of days, e.g. `adata.obs['{time_key}_days'] = (adata.obs['{time_key}'] - "
+            f"adata.obs['{time_key}'].min()) / pd.Timedelta(days=1)`, then pass `time_key='{time_key}_days'`."
+        )
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
         t = col.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        values = pd.to_numeric(col.astype(object), errors="coerce")
-        bad = col[values.isna() & col.notna()].unique().tolist()
-        if bad:
-            raise TypeError(
-                f"`adata.obs['{time_key}']` must hold numeric time points; values {bad[:5]} are not numbers."
-            )
-        t = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if isinstance(dtype, pd.CategoricalDtype):
+            codes, labels = col.cat.codes.to_numpy(), list(col.cat.categories)
+        else:
+            codes, uniques = pd.factorize(col.astype(object), use_na_sentinel=True)
+            labels = list(uniques)
+        values = _label_table(time_key, labels, log)
+        lookup = np.array([values[label] for label in labels] + [np.nan], dtype=np.float64)
+        t = lookup[np.where(codes >= 0, codes, len(labels))]
     if np.isinf(t).any():
         raise ValueError(
             f"`adata.obs['{time_key}']` contains infinite values; use NaN for cells without a time point "
             "(they are excluded)."
         )
     return t
+
+
+def time_points(value, name: str) -> np.ndarray:
+    """Time point(s) passed to a tool (``time=``, ``held_out=``): numbers or labels as in the time column.
+
+    Parameters
+    ----------
+    value
+        A number, a label (``"day 2"``), or a sequence of them.
+    name
+        The argument's name, for the messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The time points (float64, 1-D).
+    """
+    items = [value] if isinstance(value, str) or np.ndim(value) == 0 else list(np.asarray(value, dtype=object).ravel())
+    out = []
+    for item in items:
+        number, problem = time_label_value(item)
+        if problem is not None:
+            raise TypeError(
+                f"`{name}` must be time point(s): numbers, or labels that each contain exactly one number "
+                f"({LABEL_EXAMPLES}); {str(item)!r} has {problem}."
+            )
+        out.append(number)
+    return np.asarray(out, dtype=np.float64)
 
 
 def valid_cells(x: np.ndarray, t: np.ndarray, use_rep: str, time_key: str) -> np.ndarray:
@@ -263,20 +453,77 @@ def check_time_points(t: np.ndarray, time_key: str) -> tuple[np.ndarray, np.ndar
     return times, counts
 
 
+#: Largest change of the cell count between consecutive time points that the default ``relative_mass``
+#: (cell-count ratios) takes without a warning; a time point with under 20 % of a neighbour's cells exceeds it.
+MAX_COUNT_RATIO = 3.0
+
+
 def check_relative_mass(relative_mass, times: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Return the population size per time point relative to the first; cell-count ratio when ``None``."""
+    """Return the population size per time point relative to the first; cell-count ratio when ``None``.
+
+    Keys may be numbers or labels read like the time column's (``"day 2"`` → 2; see
+    :func:`time_label_value`); every error names the argument ``relative_mass``.
+    """
     if relative_mass is None:
         return counts / counts[0]
     if not isinstance(relative_mass, Mapping):
-        raise TypeError("`relative_mass` must be a mapping {time point: size relative to the first time point}.")
-    lookup = {float(k): float(v) for k, v in relative_mass.items()}
+        raise TypeError(
+            "`relative_mass` must be a mapping {time point: size relative to the first time point}, "
+            f"got {type(relative_mass).__name__}."
+        )
+    lookup: dict[float, float] = {}
+    for key, value in relative_mass.items():
+        number, problem = time_label_value(key)
+        if problem is not None or not np.isfinite(number):
+            why = problem or "no finite time point"
+            raise TypeError(
+                f"`relative_mass` keys must be time points: numbers, or labels that each contain exactly one number "
+                f"({LABEL_EXAMPLES}); key {key!r} has {why}."
+            )
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+            raise TypeError(f"`relative_mass` values must be numbers; the value of {key!r} is {value!r}.")
+        if number in lookup and lookup[number] != float(value):
+            raise ValueError(
+                f"`relative_mass` gives time point {number:g} two different sizes ({lookup[number]:g} and "
+                f"{float(value):g}); keep one key per time point."
+            )
+        lookup[number] = float(value)
     missing = [float(t) for t in times if float(t) not in lookup]
     if missing:
-        raise KeyError(f"`relative_mass` has no entry for time point(s) {missing}.")
+        raise KeyError(
+            f"`relative_mass` has no entry for time point(s) {missing} (its keys read as "
+            f"{sorted(lookup)}); give one for each of {[float(t) for t in times]}."
+        )
     masses = np.array([lookup[float(t)] for t in times])
     if not np.all(np.isfinite(masses)) or np.any(masses <= 0):
         raise ValueError(f"`relative_mass` values must be positive and finite, got {masses.tolist()}.")
     return masses / masses[0]
+
+
+def extreme_count_changes(times: np.ndarray, counts: np.ndarray, time_key: str) -> str | None:
+    """Warning text when cell counts imply an extreme population change, else ``None``.
+
+    The rule: the number of cells changes by more than :data:`MAX_COUNT_RATIO` (3×) between two
+    consecutive time points, whatever their spacing (which covers every time point with fewer than
+    20 % of the cells of a neighbour). Used when ``relative_mass`` is not given and growth is fitted.
+    """
+    ratios = counts[1:] / counts[:-1]
+    steep = np.flatnonzero((ratios > MAX_COUNT_RATIO) | (ratios < 1.0 / MAX_COUNT_RATIO))
+    if len(steep) == 0:
+        return None
+    pairs = ", ".join(
+        f"{counts[k]} → {counts[k + 1]} cells from {time_key} {times[k]:g} to {times[k + 1]:g} ({ratios[k]:.2g}×)"
+        for k in steep[:4]
+    )
+    more = f" and {len(steep) - 4} more" if len(steep) > 4 else ""
+    return (
+        "`relative_mass` is not given, so the population size at each time point is taken proportional to the "
+        f"number of cells sampled there (cell-count ratios), and the counts imply an extreme change: {pairs}{more} "
+        f"(more than {MAX_COUNT_RATIO:g}× between consecutive time points). The fitted growth rates follow these "
+        "ratios. If the cells sampled do not track the population size, pass `relative_mass={time point: size "
+        "relative to the first}` (e.g. from cell counts of the culture or tissue), or `growth=False` for a "
+        "constant population."
+    )
 
 
 def check_sigma(sigma) -> None:

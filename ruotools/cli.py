@@ -3,13 +3,16 @@
 Results go to files and stdout, progress bars and messages to stderr. Bad input (a missing
 file, key or option, a wrong dtype or value) ends with a one-line ``ruotools: error: …`` on
 stderr and exit code 2; an unexpected failure ends the same way with exit code 1 (``--debug``
-shows the traceback instead).
+shows the traceback instead). Errors and warnings of the library name the command's options
+(``--time-key``), not the Python arguments (``time_key``); see :data:`OPTION_OF_ARGUMENT`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,6 +26,35 @@ EXIT_FAILURE = 1
 
 #: Bundled datasets that ``ruotools example`` can fit: names of loaders in :mod:`ruotools.datasets`.
 EXAMPLES = ("simulated_gene", "mouse_hematopoiesis", "gaussian_mixture")
+
+#: The option of each argument of :func:`ruotools.tl.fit_ruot` that the command line sets: messages of the
+#: library quote arguments in backticks (`time_key`, `n_dims=5`), which are rewritten to these options.
+OPTION_OF_ARGUMENT = {
+    "time_key": "--time-key",
+    "use_rep": "--use-rep",
+    "n_dims": "--n-dims",
+    "sigma": "--sigma",
+    "alpha": "--alpha",
+    "growth": "--no-growth",
+    "relative_mass": "--relative-mass",
+    "flavor": "--flavor",
+    "max_epochs": "--max-epochs",
+    "batch_size": "--batch-size",
+    "random_state": "--seed",
+    "accelerator": "--accelerator",
+    "key_added": "--key-added",
+    "checkpoint_dir": "--checkpoint-dir",
+    "resume": "--resume",
+    "show_progress_bar": "--no-progress",
+}
+#: An argument quoted in a message, alone or with a value: `sigma`, `time_key=`, `n_dims<=3`, `flavor='x'`.
+_QUOTED_ARGUMENT = re.compile(r"([a-z_]+)(?:(<=|>=|=|<|>)(.*))?", re.DOTALL)
+#: Boolean arguments whose value is an option of its own.
+_SWITCHES = {
+    ("growth", "False"): "--no-growth",
+    ("resume", "True"): "--resume",
+    ("show_progress_bar", "False"): "--no-progress",
+}
 
 
 class _UserError(Exception):
@@ -50,6 +82,105 @@ def _message(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+def _option(span: str) -> str:
+    """One backtick-quoted span of a library message in terms of options (``time_key=`` → ``--time-key``)."""
+    match = _QUOTED_ARGUMENT.fullmatch(span)
+    if match is None or match.group(1) not in OPTION_OF_ARGUMENT:
+        return span
+    name, op, value = match.groups()
+    option = OPTION_OF_ARGUMENT[name]
+    if op is None or (op == "=" and not value):
+        return option
+    if (name, value) in _SWITCHES:
+        return _SWITCHES[name, value]
+    if name == "relative_mass" and value.startswith("{"):
+        return f'{option} "TIME:SIZE,…"'
+    if op == "=":
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+    return f"{option} {op} {value}"
+
+
+def to_options(message: str) -> str:
+    """Rewrite the Python arguments quoted in a library message as the command's options.
+
+    Parameters
+    ----------
+    message
+        An error or warning message of :mod:`ruotools`, whose code is quoted in backticks.
+
+    Returns
+    -------
+    str
+        The message with every quoted argument of :data:`OPTION_OF_ARGUMENT` replaced by its option.
+
+    Examples
+    --------
+    >>> to_options("Pass `time_key=` one of the `.obs` columns; `n_dims=5` exceeds 3.")
+    'Pass `--time-key` one of the `.obs` columns; `--n-dims 5` exceeds 3.'
+    """
+    parts = message.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the message as it is
+        return message
+    return "`".join(_option(part) if i % 2 else part for i, part in enumerate(parts))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning of ruotools as one ``ruotools: warning: …`` line, in terms of options."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    name = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
+    print(f"ruotools: warning: {name}{to_options(text)}", file=sys.stderr if file is None else file)
+
+
+def _positive_int(text: str) -> int:
+    """``type=`` of an option taking an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def parse_relative_mass(text: str) -> dict[str, float]:
+    """Read ``--relative-mass``: ``TIME:SIZE`` pairs separated by commas.
+
+    ``TIME`` is a number or a label of the time column (it may contain spaces, and is read like the
+    column's labels by :func:`ruotools.tl.fit_ruot`); the last ``:`` of a pair separates it from ``SIZE``.
+
+    Parameters
+    ----------
+    text
+        The option's value, e.g. ``"0:1,2:1.8,4:3.1"`` or ``"day 0:1, day 2:1.8"``.
+
+    Returns
+    -------
+    dict
+        ``{TIME: SIZE}`` with ``TIME`` as written (stripped) and ``SIZE`` a float.
+
+    Examples
+    --------
+    >>> parse_relative_mass("day 0:1, day 2:1.8")
+    {'day 0': 1.0, 'day 2': 1.8}
+    """
+    out: dict[str, float] = {}
+    for pair in text.split(","):
+        key, sep, value = pair.rpartition(":")
+        key = key.strip()
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(
+                f'expected TIME:SIZE pairs separated by commas (e.g. "0:1,2:1.8"), got {pair.strip()!r}'
+            )
+        try:
+            size = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"the size of {key!r} must be a number, got {value.strip()!r}") from None
+        if key in out:
+            raise argparse.ArgumentTypeError(f"time {key!r} is given twice")
+        out[key] = size
+    return out
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -70,7 +201,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "drift and growth)",
     )
     parser.add_argument(
-        "--max-epochs", type=int, default=None, metavar="N", help="epochs per training phase (default: the model's)"
+        "--max-epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="epochs per training phase, at least 1 (default: the model's)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
     parser.add_argument(
@@ -122,9 +257,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REP",
         help="representation: an .obsm key such as X_pca, or X (default: X_pca if present, else .X)",
     )
-    fit.add_argument("--n-dims", type=int, default=None, metavar="N", help="use the first N dimensions of it")
-    fit.add_argument("--sigma", type=float, default=None, metavar="S", help="noise level; 0 = deterministic model")
-    fit.add_argument("--batch-size", type=int, default=None, metavar="N", help="cells per time point and step")
+    fit.add_argument("--n-dims", type=_positive_int, default=None, metavar="N", help="use the first N dimensions of it")
+    fit.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        metavar="S",
+        help="noise level, in representation units per square root of time unit; 0 = deterministic model "
+        "(default: chosen from the data's scale)",
+    )
+    fit.add_argument(
+        "--alpha", type=float, default=None, metavar="A", help="weight of the growth penalty α g² (default: 1)"
+    )
+    fit.add_argument(
+        "--no-growth", action="store_true", help="fit no growth rate: a balanced model whose total mass stays constant"
+    )
+    fit.add_argument(
+        "--relative-mass",
+        type=parse_relative_mass,
+        default=None,
+        metavar="TIME:SIZE,…",
+        help="population size at each time point relative to the first, as TIME:SIZE pairs separated by commas, "
+        'e.g. "0:1,2:1.8,4:3.1" or "day 0:1,day 2:1.8,day 4:3.1"; TIME is a number or a label of the --time-key '
+        "column (spaces allowed; the last colon of a pair ends it). Default: the ratios of the numbers of cells, "
+        "which assume the cells sampled are proportional to the population size (with a warning when they change "
+        "more than 3x between consecutive time points)",
+    )
+    fit.add_argument(
+        "--batch-size", type=_positive_int, default=None, metavar="N", help="cells per time point and step"
+    )
     fit.add_argument("--key-added", default="ruot", metavar="KEY", help="prefix of the keys written (default: ruot)")
     fit.add_argument(
         "--checkpoint-dir", default=None, metavar="DIR", help="save the training state here after every epoch"
@@ -195,6 +356,9 @@ def _run_fit(args: argparse.Namespace) -> int:
         use_rep=args.use_rep,
         n_dims=args.n_dims,
         sigma=args.sigma,
+        alpha=args.alpha,
+        growth=False if args.no_growth else None,
+        relative_mass=args.relative_mass,
         batch_size=args.batch_size,
         key_added=args.key_added,
         checkpoint_dir=args.checkpoint_dir,
@@ -298,14 +462,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version or a usage error (already printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # restores the previous showwarning afterwards
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
-    except (_UserError, KeyError, TypeError, ValueError, OSError) as err:
+    except _UserError as err:
         if args.debug:
             raise
         _print_error(_message(err))
+        return EXIT_USAGE
+    except (KeyError, TypeError, ValueError, OSError) as err:
+        if args.debug:
+            raise
+        _print_error(to_options(_message(err)))
         return EXIT_USAGE
     except Exception as err:
         if args.debug:

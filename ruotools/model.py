@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ from .core.train import networks_from_config
 
 MODEL_FILE = "model.pt"
 FORMAT_VERSION = 1
+# entries of every saved model (``to_dict``); a file without them was written by something else
+_MODEL_KEYS = frozenset(
+    {"config", "standardizer", "state", "dim", "time_points", "relative_mass", "use_rep", "time_key"}
+)
 
 
 class RUOTModel:
@@ -318,6 +323,27 @@ class RUOTModel:
     def load(cls, path, device="cpu") -> RUOTModel:
         """Load a model saved by :meth:`save` (a directory or the ``model.pt`` file itself).
 
+        The file is read with ``torch.load(weights_only=True)``: it cannot run code.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The directory given to :meth:`save`, or the ``model.pt`` file in it.
+        device : str or torch.device
+            Device to put the networks on.
+
+        Returns
+        -------
+        RUOTModel
+            The saved model, with its training history.
+
+        Raises
+        ------
+        FileNotFoundError
+            Nothing at ``path``.
+        ValueError
+            The file is not a ruotools model file: truncated, corrupt, or written by another program.
+
         Examples
         --------
         >>> model = rt.RUOTModel.load("my_model")  # doctest: +SKIP
@@ -326,9 +352,34 @@ class RUOTModel:
         file = path / MODEL_FILE if path.is_dir() else path
         if not file.exists():
             raise FileNotFoundError(f"No saved model at {file}.")
-        payload = _from_torch(torch.load(file, map_location="cpu", weights_only=True))
+        hint = "Load a file written by `RUOTModel.save` (or `rt.tl.fit_ruot(..., checkpoint_dir=...)`)."
+        try:
+            with warnings.catch_warnings():
+                # the weights-only unpickler comments on a foreign pickle's protocol before refusing it
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                payload = torch.load(file, map_location="cpu", weights_only=True)
+        except PermissionError:  # unreadable: the system's message says why
+            raise
+        except Exception as err:  # random bytes, an empty or truncated file, a pickle of other objects
+            raise ValueError(
+                f"{str(file)!r} is not a ruotools model file: it is empty, truncated or corrupt, or holds objects "
+                f"that are not a saved model ({type(err).__name__}). {hint}"
+            ) from err
+        missing = sorted(_MODEL_KEYS - set(payload)) if isinstance(payload, dict) else None
+        if missing is None or missing:
+            what = f"a {type(payload).__name__}" if missing is None else f"a dict without {missing}"
+            raise ValueError(f"{str(file)!r} is not a ruotools model file: it holds {what}. {hint}")
+        payload = _from_torch(payload)
         history = payload.pop("history", None)
-        return cls.from_dict(payload, history=history, device=device)
+        try:
+            model = cls.from_dict(payload, history=history, device="cpu")
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            detail = (str(err).strip().splitlines() or [""])[0]
+            raise ValueError(
+                f"{str(file)!r} is not a ruotools model file that this version can read: its contents do not "
+                f"rebuild a model ({type(err).__name__}: {detail}). {hint}"
+            ) from err
+        return model.to(device)
 
     def __repr__(self) -> str:
         return (

@@ -154,3 +154,61 @@ def test_killed_process_resumes_to_uninterrupted_weights(tmp_path, tiny_fit_kwar
     reference = rt.tl.fit_ruot(rt.datasets.simulated_gene(), "time", **kwargs)
     assert _same_weights(resumed.nets, reference.nets)
     assert (tmp_path / "model.pt").is_file()  # the fitted model is saved next to the training state
+
+
+# --------------------------------------------------------------------------- unreadable checkpoints
+
+
+def _folder_bytes(folder) -> dict:
+    """Every file under ``folder`` (relative path → content)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _spoil(kind: str, path) -> None:
+    if kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random bytes":
+        path.write_bytes(np.random.default_rng(1).bytes(2048))
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "random bytes"])
+def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(snapshots, tmp_path, kind):
+    config = _config(epochs={"pretrain": 2, "refine": 0, "score": 0, "joint": 0})
+    fit(snapshots, config, checkpoint_dir=tmp_path)
+    path = tmp_path / ckpt_mod.STATE_FILE
+    _spoil(kind, path)
+    before = _folder_bytes(tmp_path)
+    with pytest.raises(ValueError, match=r"truncated or corrupt.*Delete it.*resume=False") as info:
+        fit(snapshots, config, checkpoint_dir=tmp_path, resume=True)
+    assert str(path) in str(info.value)
+    assert _folder_bytes(tmp_path) == before  # nothing overwritten, nothing added
+
+
+def test_resume_of_a_foreign_torch_file_is_a_clear_error(snapshots, tmp_path):
+    """A readable torch file that is not a training state (here a bare tensor) is named as such."""
+    path = tmp_path / ckpt_mod.STATE_FILE
+    torch.save(torch.arange(3), path)
+    before = _folder_bytes(tmp_path)
+    with pytest.raises(ValueError, match=r"not a ruotools training checkpoint.*resume=False"):
+        fit(snapshots, _config(), checkpoint_dir=tmp_path, resume=True)
+    assert _folder_bytes(tmp_path) == before
+
+
+def test_fit_ruot_resume_of_a_truncated_checkpoint_changes_nothing(tmp_path, tiny_fit_kwargs):
+    """Through `fit_ruot`: the training state and the saved model stay as they were, and so does adata."""
+    kwargs = {**tiny_fit_kwargs, "max_epochs": {"pretrain": 2, "refine": 0, "score": 0, "joint": 0}}
+    rt.tl.fit_ruot(rt.datasets.simulated_gene(), "time", checkpoint_dir=tmp_path, **kwargs)
+    assert {p.name for p in tmp_path.iterdir()} == {ckpt_mod.STATE_FILE, "model.pt"}
+    _spoil("truncated", tmp_path / ckpt_mod.STATE_FILE)
+    before = _folder_bytes(tmp_path)
+    adata = rt.datasets.simulated_gene()
+    uns, obs, obsm = set(adata.uns), list(adata.obs.columns), set(adata.obsm)
+    with pytest.raises(ValueError, match=rf"{ckpt_mod.STATE_FILE}.*truncated or corrupt.*resume=False"):
+        rt.tl.fit_ruot(adata, "time", checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert _folder_bytes(tmp_path) == before
+    assert (set(adata.uns), list(adata.obs.columns), set(adata.obsm)) == (uns, obs, obsm)

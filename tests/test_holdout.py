@@ -47,3 +47,35 @@ def test_holdout_time_rejects_non_interior_points(held):
     adata = _small_gene(10)
     with pytest.raises(ValueError, match="interior"):
         rt.tl.holdout_time(adata, "time", held_out=[held], **FAST)
+
+
+def test_holdout_refits_do_not_report_writes_to_adata(ruotools_log):
+    """The refits write to copies: no "added `adata...`" message from them, only holdout's own; a fit
+    on an embedding is warned about once, at the user's call, not once per refit."""
+    import warnings
+
+    adata = _small_gene()
+    adata.obsm["X_umap"] = np.asarray(adata.X, dtype=np.float32).copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rt.tl.holdout_time(adata, "time", held_out=[1.0, 2.0], use_rep="X_umap", accelerator="cpu", **FAST)
+    messages = [r.getMessage() for r in ruotools_log.records]
+    added = [m for m in messages if "added `adata." in m]
+    assert added == ["    added `adata.uns['ruot_holdout']`"], messages
+    assert sum("holding out time = " in m and "refitting on a copy" in m for m in messages) == 2
+    assert not any(m.startswith("fitting RUOT") for m in messages)  # the refits' info is silenced…
+    embedding = [w for w in caught if "UMAP and t-SNE" in str(w.message)]
+    assert len(embedding) == 1
+    assert embedding[0].filename == __file__
+    assert "ruot_velocity_umap" not in adata.obsm
+
+
+def test_holdout_restores_the_log_level(ruotools_log):
+    """…and only during the refits: a failing refit leaves the logger's level as it was."""
+    import logging
+
+    adata = _small_gene(10)
+    level = logging.getLogger("ruotools").level
+    with pytest.raises(ValueError, match="alpha"):
+        rt.tl.holdout_time(adata, "time", held_out=[2.0], alpha=-1.0, **FAST)
+    assert logging.getLogger("ruotools").level == level

@@ -70,6 +70,84 @@ def test_load_missing_file(tmp_path):
         RUOTModel.load(tmp_path / "nothing")
 
 
+def _write_foreign(kind: str, file, model) -> None:
+    """Write at ``file`` a file that is not a readable ruotools model."""
+    import pickle
+
+    if kind == "random bytes":
+        file.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "empty":
+        file.write_bytes(b"")
+    elif kind == "pickle of a dict":
+        file.write_bytes(pickle.dumps({"config": 1, "weights": [1, 2, 3]}))
+    elif kind == "pickle of an array":
+        file.write_bytes(pickle.dumps(np.arange(5.0)))
+    elif kind == "torch tensor":
+        torch.save(torch.zeros(3), file)
+    elif kind == "torch state dict":
+        torch.save(model.nets.state_dict(), file)  # a torch file, but only the weights: no config, no units
+    elif kind == "truncated model":
+        model.save(file.parent / "full")
+        data = (file.parent / "full" / "model.pt").read_bytes()
+        file.write_bytes(data[: len(data) // 2])
+    elif kind == "damaged model":  # a saved model whose weights do not match its networks
+        payload = torch.load(model.save(file.parent / "full"), weights_only=True)
+        payload["state"] = {k: v[..., :1] for k, v in payload["state"].items()}
+        torch.save(payload, file)
+    else:
+        raise AssertionError(kind)
+
+
+FOREIGN = (
+    "random bytes",
+    "empty",
+    "pickle of a dict",
+    "pickle of an array",
+    "torch tensor",
+    "torch state dict",
+    "truncated model",
+    "damaged model",
+)
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_load_of_a_foreign_or_corrupt_file_is_a_value_error(kind, gene_fitted, tmp_path):
+    """Not torch's unpickling error: a ValueError naming the file and what to load instead."""
+    import re
+    import warnings
+
+    _, model = gene_fitted
+    folder = tmp_path / "m"
+    folder.mkdir()
+    file = folder / "model.pt"
+    _write_foreign(kind, file, model)
+    for source in (file, folder):  # the file itself or the directory holding it
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's remarks on a foreign pickle stay inside `load`
+            with pytest.raises(ValueError, match=r"is not a ruotools model file") as info:
+                RUOTModel.load(source)
+        message = str(info.value)
+        assert re.search(re.escape(str(file)), message), message
+        assert "RUOTModel.save" in message
+
+
+def test_load_of_a_foreign_file_runs_no_code(tmp_path):
+    """A pickle that would run code when unpickled is refused, not executed."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    file = tmp_path / "model.pt"
+    file.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ValueError, match="not a ruotools model file"):
+        RUOTModel.load(file)
+    assert not marker.exists()
+
+
 def test_h5ad_round_trip_rebuilds_the_model(gene_fitted, tmp_path):
     adata, model = gene_fitted
     path = tmp_path / "fitted.h5ad"

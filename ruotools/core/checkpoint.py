@@ -69,11 +69,31 @@ class Checkpointer:
         Raises
         ------
         ValueError
-            The checkpoint belongs to another fit (other data or settings) or another format.
+            The file cannot be read (truncated, corrupt, or not a ruotools checkpoint), or the
+            checkpoint belongs to another fit (other data or settings) or another format. Nothing
+            is written in either case.
         """
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location=device, weights_only=False)
+        how = (
+            "Delete it to start over (or fit with `resume=False`, which overwrites it), or use another "
+            "`checkpoint_dir`."
+        )
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=False)
+        except PermissionError:  # unreadable: the system's message says why
+            raise
+        except Exception as err:  # a torn zip archive, random bytes, a pickle of another program's classes
+            detail = str(err).strip().split("\n")[0].split(". ")[0]  # the first sentence says what failed
+            reason = type(err).__name__ + (f": {detail}" if detail else "")
+            raise ValueError(
+                f"The checkpoint {str(self.path)!r} is truncated or corrupt and cannot be resumed ({reason}). {how}"
+            ) from err
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            raise ValueError(
+                f"The file {str(self.path)!r} is not a ruotools training checkpoint (it holds a "
+                f"{type(state).__name__} without a fit's fingerprint). {how}"
+            )
         if state.get("format") != FORMAT:
             raise ValueError(
                 f"The checkpoint {str(self.path)!r} has format {state.get('format')!r}, this version reads {FORMAT}. "

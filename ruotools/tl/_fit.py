@@ -80,15 +80,22 @@ def fit_ruot(
         Duplicate ``obs_names`` give a warning only: cells are matched by position.
     time_key
         ``obs`` column with each cell's time point: numeric, or categorical/strings holding numbers
-        (``"2"``, ``2.0``). Uneven spacing is honoured. The column is never modified. At least two
-        time points with at least ``MIN_CELLS_PER_TIME`` (2) valid cells each are needed.
+        (``"2"``, ``2.0``) or labels that each contain exactly one number, read as that number
+        (``"D0"``, ``"day 2"``, ``"Day0"``, ``"E7.5"``, ``"t3"``, ``"48h"``, ``"day_10"``; ``"day -1"``
+        is −1); the mapping is logged (``"day 2" → 2.0``). Labels with no number (``"ctrl"``), several
+        (``"day2_rep1"``, ``"2-4"``) or a ``-`` between a letter and the number (``"D-1"``) are a
+        ``TypeError`` whose message holds code that maps every label to a number. Uneven spacing is
+        honoured. The column is never modified. At least two time points with at least
+        ``MIN_CELLS_PER_TIME`` (2) valid cells each are needed.
     flavor
         ``"deepruot"`` or ``"var_ruot"`` (see above). Stored in ``uns[key_added]['params']`` and in
         the model.
     use_rep
         ``obsm`` key of the representation, or ``"X"``; ``None`` picks ``obsm['X_pca']`` if present,
         else ``.X`` when it has at most 50 columns. Dense, sparse or backed; any real dtype (integer,
-        float16, float32, float64). Only the columns used are densified.
+        float16, float32, float64). Only the columns used are densified. A UMAP or t-SNE
+        embedding (``"umap"`` or ``"tsne"`` in the name) gives a ``UserWarning``: its distances do
+        not measure transport; fit on ``"X_pca"`` and draw on the embedding with ``basis=``.
     n_dims
         Use only the first ``n_dims`` columns of the representation.
     sigma
@@ -102,7 +109,13 @@ def fit_ruot(
         Weight of the growth penalty α g² in the action (standardised units).
     relative_mass
         ``{time point: population size relative to the first time point}`` when sampling depth
-        differs from population size; default: the cell-count ratio.
+        differs from population size; keys are numbers or labels read like those of ``time_key``
+        (``{"day 0": 1, "day 2": 1.8}``). Default ``None``: the cell-count ratio, i.e. the
+        population size is taken proportional to the number of cells sampled at each time point.
+        With growth on, a ``UserWarning`` then flags counts that imply an extreme population change:
+        a change by more than 3× between two consecutive time points, whatever the time between
+        them (this includes any time point with fewer than 20 % of the cells of a neighbour).
+        ``uns[key_added]['params']['relative_mass_given']`` records whether it was given.
     hidden_dim, n_layers
         Size of each network (default 64 wide, 3 hidden layers).
     max_epochs
@@ -128,7 +141,9 @@ def fit_ruot(
     key_added
         Prefix of every key written.
     show_progress_bar
-        One progress bar per phase (terminal or Jupyter).
+        One progress bar per phase in a terminal or Jupyter; when ``stderr`` is neither (a log
+        file, a pipe, a batch job), a few plain lines per phase instead (each tenth of the epochs,
+        no carriage returns).
     checkpoint_dir
         Directory for the training state, written after every epoch (networks, optimiser, scheduler,
         random generator, EMA weights, best state, history; one file, replaced atomically), and for
@@ -137,7 +152,8 @@ def fit_ruot(
         Continue an interrupted fit from the training state in ``checkpoint_dir`` (call again with
         the same data and arguments). On CPU the result is bit-for-bit that of an uninterrupted
         fit. Starts from the beginning when the directory holds no state; a state written by a
-        fit with other data or settings raises ``ValueError``.
+        fit with other data or settings, or a truncated or corrupt state file, raises
+        ``ValueError`` before anything in ``checkpoint_dir`` is written.
     strategy
         ``"single"`` (one process) or ``"ddp"``: data-parallel training on ``torch.distributed``.
         Each process draws its own mini-batches of ``batch_size / devices`` cells per time point
@@ -156,7 +172,8 @@ def fit_ruot(
         phase (both off by default: slower, rarely more accurate), ``score_smoothing`` (width of
         the score phase's bridges as a multiple of each snapshot's Scott bandwidth; larger gives
         smoother landscapes, 0 the method's plain bridges), ``steps_per_epoch``, ``patience``,
-        or the loss weights ``lambda_ot``, ``lambda_mass``, ``lambda_action``; for ``"var_ruot"``
+        or the loss weights ``lambda_ot``, ``lambda_mass`` (the local mass loss, used up to
+        ``local_mass_max_dim`` = 50 dimensions), ``lambda_action``; for ``"var_ruot"``
         ``lambda_hjb`` (weight of the HJB residual), ``hjb_points`` (trajectory points per step where
         it is evaluated), ``hutchinson_probes`` and ``exact_laplacian_max_dim``. A setting that only
         the other flavor uses is a ``ValueError``.
@@ -178,12 +195,19 @@ def fit_ruot(
         ``time_key`` or ``use_rep`` is not in ``adata`` (or no default representation exists), or
         ``relative_mass`` lacks a time point.
     TypeError
-        Non-numeric time points or representation, or an argument of the wrong type.
+        Time labels (or ``relative_mass`` keys) that do not each hold exactly one number, a
+        non-numeric representation, or an argument of the wrong type.
     ValueError
         Fewer than two time points, a time point with fewer than ``MIN_CELLS_PER_TIME`` valid cells,
         no cell with finite coordinates, a zero-variance representation, ``n_dims`` larger than the
         representation, a negative ``sigma``, an unknown ``accelerator``, or another invalid value.
         Every check runs before training, and a failed call leaves ``adata`` unchanged.
+
+    Warns
+    -----
+    UserWarning
+        ``relative_mass`` is not given, growth is fitted and the cell counts change by more than 3×
+        between two consecutive time points (see ``relative_mass``).
 
     Examples
     --------
@@ -197,8 +221,8 @@ def fit_ruot(
     # every check runs before training, and nothing is written before the end: a failed call leaves adata unchanged
     keys = Keys(_check_key(key_added))
     val.check_anndata(adata)
-    x, use_rep, full_x = val.resolve_rep(adata, use_rep, n_dims)
-    t = val.resolve_time(adata, time_key)
+    x, use_rep, full_x = val.resolve_rep(adata, use_rep, n_dims, for_fit=True)
+    t = val.resolve_time(adata, time_key, log=True)
     val.check_sigma(sigma)
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs the `checkpoint_dir` of the interrupted fit.")
@@ -235,6 +259,9 @@ def fit_ruot(
         show_progress_bar=show_progress_bar,
         train_kwargs=train_kwargs,
     )
+    steep = val.extreme_count_changes(times, counts, time_key) if relative_mass is None and config.growth else None
+    if steep is not None:  # after every check: a call that fails does not warn
+        warnings.warn(steep, UserWarning, stacklevel=2)
     xv, tv = x[valid], t[valid]
     xs = [st.x_to_internal(xv[tv == tk]).astype(np.float32) for tk in times]
     t_internal = [float(tk) for tk in st.t_to_internal(times)]
@@ -417,12 +444,12 @@ def _params(config, model, time_key, use_rep, n_dims, custom_mass, device) -> di
 
 
 def _progress_factory(show: bool):
+    """Per-phase progress: a ``tqdm`` bar in a terminal or Jupyter, a few plain lines in a log or pipe."""
     if not show:
         return None
-    from tqdm.auto import tqdm
 
     def progress(iterable, desc="", leave=True):
-        return tqdm(iterable, desc=desc, leave=leave, unit="epoch")
+        return logg.progress_bar(iterable, desc=desc, leave=leave, unit="epoch")
 
     return progress
 

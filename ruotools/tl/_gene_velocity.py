@@ -22,14 +22,18 @@ def gene_velocity(adata, *, key_added: str = "ruot", pcs_key: str = "PCs") -> np
     PCA was computed on, per unit of the user's time). The centring of the PCA drops out.
 
     Genes left out of the PCA — e.g. the genes that are not ``highly_variable`` when
-    ``sc.pp.pca`` used ``mask_var="highly_variable"`` (its default when that column exists) —
-    have all-zero loadings and so a velocity of exactly 0; they are flagged ``False`` in
-    ``var['ruot_velocity_genes']``, which scvelo and CellRank read to restrict their cosine
-    similarities to the flagged genes.
+    ``sc.pp.pca`` used ``mask_var="highly_variable"`` (its default when that column exists), which
+    have all-zero loadings, or genes with non-finite loadings — get a velocity of **NaN** in every
+    cell: the fit says nothing about them (a 0 would claim that they do not change). They are
+    flagged ``False`` in ``var['ruot_velocity_genes']``, which scvelo and CellRank read to restrict
+    their cosine similarities to the flagged genes (``scv.tl.velocity_graph`` also drops every gene
+    column that contains a NaN). Select the fitted genes with
+    ``layer[:, adata.var['ruot_velocity_genes'].to_numpy()]`` or use NaN-aware reductions
+    (``np.nanmean``).
 
-    Cells excluded from the fit (NaN time or coordinates) get a velocity of **0**, not NaN:
-    ``scv.tl.velocity_graph`` drops every gene column that contains a NaN, so NaN rows would
-    remove all genes.
+    Cells excluded from the fit (NaN time or coordinates) get a velocity of **0** for the fitted
+    genes, not NaN: since ``scv.tl.velocity_graph`` drops every gene column that contains a NaN,
+    NaN rows would remove all genes.
 
     Parameters
     ----------
@@ -44,10 +48,11 @@ def gene_velocity(adata, *, key_added: str = "ruot", pcs_key: str = "PCs") -> np
     Returns
     -------
     numpy.ndarray
-        Velocity (n_obs, n_vars), dense float32, per unit of the user's time. Written to
-        ``layers['ruot_velocity']``; also ``var['ruot_velocity_genes']`` (bool, genes with a
-        non-zero loading) and ``uns['ruot_velocity_params']`` (created when missing). The layer
-        is dense: n_obs × n_vars × 4 bytes.
+        Velocity (n_obs, n_vars), dense float32, per unit of the user's time; NaN in the columns
+        of genes outside the PCA (see above). Written to ``layers['ruot_velocity']``; also
+        ``var['ruot_velocity_genes']`` (bool, genes with a non-zero, finite loading) and
+        ``uns['ruot_velocity_params']`` (created when missing). The layer is dense: n_obs × n_vars
+        × 4 bytes.
 
     Notes
     -----
@@ -105,15 +110,17 @@ def gene_velocity(adata, *, key_added: str = "ruot", pcs_key: str = "PCs") -> np
     genes = np.any(pcs != 0, axis=1) & np.all(np.isfinite(pcs), axis=1)
     if not genes.any():
         raise ValueError(f"Every gene has a zero or non-finite loading in `adata.varm['{pcs_key}']`.")
-    layer[:, ~genes] = 0.0
+    layer[:, ~genes] = np.nan  # outside the fitted PCA: unknown, not "no change"
 
     # everything is computed: write
     adata.layers[keys.velocity_layer] = layer
     adata.var[keys.velocity_genes] = genes
     if keys.velocity_params not in adata.uns:
         adata.uns[keys.velocity_params] = {"embeddings": []}
+    n_out = int((~genes).sum())
+    outside = f"; NaN for the {n_out} outside the PCA" if n_out else ""
     logg.info(
-        f"    added `adata.layers['{keys.velocity_layer}']` ({int(genes.sum())} of {adata.n_vars} genes) and "
+        f"    added `adata.layers['{keys.velocity_layer}']` ({int(genes.sum())} of {adata.n_vars} genes{outside}) and "
         f"`adata.var['{keys.velocity_genes}']`",
         start=start,
     )

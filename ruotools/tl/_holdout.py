@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -40,11 +42,13 @@ def holdout_time(
     ----------
     adata
         Annotated data. Read: ``obs[time_key]`` and the representation; ``adata`` itself is not
-        refitted, only copies.
+        refitted, only copies (the refits' info messages, about what they add to their copy, are
+        not printed; their warnings are).
     time_key
         ``obs`` column with the time points.
     held_out
-        Time points to hold out (interior ones only); ``None`` means every interior time point.
+        Time points to hold out (interior ones only), as numbers or labels like the time column's
+        (``"day 2"``); ``None`` means every interior time point.
     stochastic
         Predict with the SDE (default) or the deterministic flow.
     n_steps_per_unit
@@ -68,8 +72,8 @@ def holdout_time(
     --------
     >>> rt.tl.holdout_time(adata, "time", held_out=[2.0])  # doctest: +SKIP
     """
-    t = val.resolve_time(adata, time_key)
-    x, use_rep, _ = val.resolve_rep(adata, fit_kwargs.get("use_rep"), fit_kwargs.get("n_dims"))
+    t = val.resolve_time(adata, time_key, log=True)  # the refits' own messages are not shown
+    x, use_rep, _ = val.resolve_rep(adata, fit_kwargs.get("use_rep"), fit_kwargs.get("n_dims"), for_fit=True)
     valid = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
     times, counts = val.check_time_points(t[valid], time_key)
     interior = times[1:-1]
@@ -77,7 +81,7 @@ def holdout_time(
         raise ValueError(f"`adata.obs['{time_key}']` has no interior time point to hold out (need ≥ 3 time points).")
     if held_out is None:
         held_out = interior
-    held_out = np.atleast_1d(np.asarray(held_out, dtype=np.float64))
+    held_out = val.time_points(held_out, "held_out")
     bad = [float(h) for h in held_out if h not in interior]
     if bad:
         raise ValueError(f"Can only hold out interior time points {interior.tolist()}; got {bad}.")
@@ -95,8 +99,14 @@ def holdout_time(
     for tk in held_out:
         k = int(np.flatnonzero(times == tk)[0])
         sub = adata[~(t == tk)].copy()
-        start = logg.info(f"holding out {time_key} = {tk:g}")
-        model = fit_ruot(sub, time_key, random_state=random_state, key_added=key_added, **fit_kwargs)
+        start = logg.info(
+            f"holding out {time_key} = {tk:g}: refitting on a copy without its {int((t == tk).sum())} cells"
+        )
+        # the refit writes to the copy only: its "added `adata...`" messages would describe the user's AnnData,
+        # and the warning about the representation was given once above
+        with logg.only_warnings(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Fitting on .*: UMAP and t-SNE", category=UserWarning)
+            model = fit_ruot(sub, time_key, random_state=random_state, key_added=key_added, **fit_kwargs)
         x0 = x[valid & (t == times[0])]
         if max_cells is not None and len(x0) > max_cells:
             x0 = x0[rng.choice(len(x0), max_cells, replace=False)]
