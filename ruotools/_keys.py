@@ -92,6 +92,21 @@ class Keys:
         """``uns`` entry of :func:`ruotools.tl.couplings` metadata."""
         return f"{self.key_added}_couplings"
 
+    @property
+    def jacobian(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.jacobian` results."""
+        return f"{self.key_added}_jacobian"
+
+    @property
+    def growth_gradient(self) -> str:
+        """``var`` column of the mean growth gradient (:func:`ruotools.tl.growth_genes`)."""
+        return f"{self.key_added}_growth_gradient"
+
+    @property
+    def growth_genes(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.growth_genes` rankings."""
+        return f"{self.key_added}_growth_genes"
+
 
 def outputs(keys: Keys, use_rep: str, full_x: bool) -> dict[str, tuple[str, str]]:
     """Slots written by a fit: name → (attribute, key).

@@ -19,7 +19,8 @@ NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 IDS = [path.stem for path in NOTEBOOKS]
 #: seconds a single cell may take in quick mode (the slowest takes a few seconds)
 CELL_TIMEOUT = 300
-#: packages a notebook may import that are not dependencies of ruotools (they are in the `test` extra)
+#: packages a notebook may import that are not dependencies of ruotools (scvelo: the `test` extra; cellrank: its own
+#: extra, tested in the second venv of .ci/run), the notebook is skipped without them
 OPTIONAL = ("scvelo", "cellrank")
 
 

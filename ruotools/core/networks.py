@@ -234,6 +234,25 @@ class RUOTNetworks(nn.Module):
         """Growth rate g(x, t), shape (n,)."""
         return self.fields(x, t)[1]
 
+    def drift_growth(self, x: torch.Tensor, t, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """SDE drift (n, d) and growth rate (n,) at ``(x, t)``.
+
+        With ``create_graph`` both are differentiable with respect to ``x`` when ``x`` requires grad (the
+        growth head included, which :meth:`fields` detaches; for Jacobians and growth gradients).
+        """
+        if not create_graph:
+            return self.drift(x, t), self.growth(x, t)
+        out = self.flow_net(x, t)
+        b = out[0]
+        if self.stochastic:
+            b = b + self.score_grad(x, t, create_graph=True)[1]
+        if not self.has_growth:
+            return b, x.new_zeros(x.shape[0])
+        g = out[self.GROWTH_HEAD][:, 0]
+        if self.growth_offset_times.numel():
+            g = g + self.growth_offset(t, x)
+        return b, g
+
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """Score potential s(x, t), shape (n,)."""
         s = self.score_scale * self.score_net(x, t)[0][:, 0]

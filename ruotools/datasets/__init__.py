@@ -5,6 +5,10 @@ Every loader returns a new :class:`~anndata.AnnData` with
 * ``.X``: the coordinates (``float32``), var names ``x1 … xd``;
 * ``obs['time']``: the time point of each cell (``float64``);
 * ``uns['dataset']``: a dict with ``name``, ``description`` and ``source``.
+
+The simulators with ground truth, :func:`three_gene_network` and :func:`regulatory_network`, also
+store each cell's true growth rate (``obs['true_growth']``), drift (``obsm['true_drift']``) and drift
+Jacobian (``obsm['true_jacobian']``), and the model in ``uns['truth']``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._load import _load
+from ._simulators import regulatory_network, three_gene_network
 from ._synthetic import synthetic_branching
 
 #: dimensions offered by :func:`gaussian_mixture`
@@ -21,7 +26,14 @@ GAUSSIAN_DIMS = (10, 20, 50, 100)
 #: standard deviation of the noise coordinates added above 20 dimensions (that of the shipped ones)
 NOISE_STD = 0.0707
 
-__all__ = ["gaussian_mixture", "mouse_hematopoiesis", "simulated_gene", "synthetic_branching"]
+__all__ = [
+    "gaussian_mixture",
+    "mouse_hematopoiesis",
+    "regulatory_network",
+    "simulated_gene",
+    "synthetic_branching",
+    "three_gene_network",
+]
 
 
 def simulated_gene() -> AnnData:
@@ -37,6 +49,10 @@ def simulated_gene() -> AnnData:
     anndata.AnnData
         Shape ``(3031, 2)``: ``.X`` the coordinates (float32), ``obs['time']`` (float64),
         ``uns['dataset']`` a description of the data.
+
+    See Also
+    --------
+    three_gene_network : a re-creation of this simulation with the true drift, Jacobian and growth rates.
 
     Examples
     --------

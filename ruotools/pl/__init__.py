@@ -6,10 +6,22 @@ scanpy's keywords where they apply: ``basis``, ``color``, ``cmap``, ``palette``,
 """
 
 from ._cells import growth, potential
+from ._jacobian import growth_genes, jacobian
 from ._landscape import landscape
 from ._mass import mass
 from ._stream import velocity_stream
 from ._training import history, metrics
 from ._trajectories import trajectories
 
-__all__ = ["growth", "history", "landscape", "mass", "metrics", "potential", "trajectories", "velocity_stream"]
+__all__ = [
+    "growth",
+    "growth_genes",
+    "history",
+    "jacobian",
+    "landscape",
+    "mass",
+    "metrics",
+    "potential",
+    "trajectories",
+    "velocity_stream",
+]

@@ -5,7 +5,9 @@ from ._evaluate import evaluate
 from ._fates import fate_probabilities
 from ._fit import fit_ruot
 from ._gene_velocity import gene_velocity
+from ._growth_genes import growth_genes
 from ._holdout import holdout_time
+from ._jacobian import jacobian
 from ._landscape import landscape
 from ._simulate import Trajectories, simulate
 from ._transition import velocity_transition_matrix
@@ -18,7 +20,9 @@ __all__ = [
     "fate_probabilities",
     "fit_ruot",
     "gene_velocity",
+    "growth_genes",
     "holdout_time",
+    "jacobian",
     "landscape",
     "simulate",
     "velocity_embedding",
