@@ -270,6 +270,67 @@ def test_evaluate_table_and_uns(gene_fitted):
         assert metrics.loc[tk, "TMV"] == pytest.approx(abs(w.sum() - n_ratio), rel=1e-6, abs=1e-9)
 
 
+def _pot_w1(x, y):
+    """W1 between two uniform clouds straight from POT: exact EMD with the Euclidean cost."""
+    import ot
+
+    return float(ot.emd2(ot.unif(len(x)), ot.unif(len(y)), ot.dist(x, y, metric="euclidean"), numItermax=10_000_000))
+
+
+def test_evaluate_w1_references_equal_direct_pot(gene_fitted):
+    adata, _ = gene_fitted
+    t = adata.obs["time"].to_numpy()
+    x = np.asarray(adata.X, dtype=np.float64)
+    metrics = rt.tl.evaluate(adata, stochastic=False, random_state=3)
+    assert list(metrics.columns[:3]) == ["W1", "W1_floor", "W1_nearest"]
+    for k, tk in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        # no motion: the previous snapshot against this one, every cell (fewer than max_cells)
+        assert metrics.loc[tk, "W1_nearest"] == pytest.approx(_pot_w1(x[t == tk - 1], x[t == tk]), rel=1e-9)
+        # the floor: the mean over 5 splits of this snapshot into halves, drawn as documented (seed (random_state, k))
+        cells = np.flatnonzero(t == tk)
+        rng = np.random.default_rng([3, k])
+        splits = [rng.permutation(cells) for _ in range(5)]
+        direct = [_pot_w1(x[p[: len(cells) // 2]], x[p[len(cells) // 2 :]]) for p in splits]
+        assert metrics.loc[tk, "W1_floor"] == pytest.approx(np.mean(direct), rel=1e-9)
+        # not any one split: the mean is what is reported
+        assert np.ptp(direct) > 0
+        assert all(metrics.loc[tk, "W1_floor"] != pytest.approx(v) for v in direct)
+    stored = adata.uns["ruot"]["metrics"]
+    np.testing.assert_allclose(stored["W1_floor"], metrics["W1_floor"].to_numpy())
+    np.testing.assert_allclose(stored["W1_nearest"], metrics["W1_nearest"].to_numpy())
+
+
+def test_evaluate_w1_references_are_data_only_and_reproducible(gene_fitted):
+    adata, _ = gene_fitted
+    refs = ["W1_floor", "W1_nearest"]
+    base = rt.tl.evaluate(adata, stochastic=False, max_cells=150)
+    # they depend on neither the simulation nor the number of repeats, and carry no spread
+    repeated = rt.tl.evaluate(adata, stochastic=True, n_repeats=2, max_cells=150)
+    pd.testing.assert_frame_equal(base[refs], repeated[refs])
+    assert not {"W1_floor_std", "W1_nearest_std"} & set(repeated.columns)
+    # the model's W1 is unchanged by them: the same subsampling as without references (recomputed here)
+    pd.testing.assert_series_equal(base["W1"], rt.tl.evaluate(adata, stochastic=False, max_cells=150)["W1"])
+    # subsampled to max_cells per side, seeded: another seed draws other cells
+    other = rt.tl.evaluate(adata, stochastic=False, max_cells=150, random_state=1)
+    assert not np.allclose(other["W1_floor"], base["W1_floor"])
+    full = rt.tl.evaluate(adata, stochastic=False)
+    # a snapshot is closer to a second sample of itself than to the previous snapshot on this benchmark
+    assert (full["W1_floor"] < full["W1_nearest"]).all()
+    assert (full[refs] > 0).all().all()
+
+
+def test_evaluate_w1_floor_is_nan_for_a_single_cell(gene_fitted):
+    adata, model = gene_fitted
+    t = adata.obs["time"].to_numpy()
+    keep = (t != 4.0) | (np.arange(adata.n_obs) == np.flatnonzero(t == 4.0)[0])
+    small = adata[keep].copy()
+    metrics = rt.tl.evaluate(small, model=model, stochastic=False)
+    assert np.isnan(metrics.loc[4.0, "W1_floor"])
+    x = np.asarray(small.X, dtype=np.float64)
+    ts = small.obs["time"].to_numpy()
+    assert metrics.loc[4.0, "W1_nearest"] == pytest.approx(_pot_w1(x[ts == 3.0], x[ts == 4.0]), rel=1e-9)
+
+
 def test_evaluate_repeats_report_a_spread(gene_fitted):
     adata, _ = gene_fitted
     metrics = rt.tl.evaluate(adata, stochastic=True, n_repeats=2, max_cells=200)

@@ -1,4 +1,4 @@
-"""`rt.tl.landscape`: grid shapes, storage, the minimum of a known density, kernel mapping, errors."""
+"""`rt.tl.landscape`: grid shapes, storage, the minimum of a known density, the model's mass on an embedding, errors."""
 
 import anndata as ad
 import numpy as np
@@ -84,6 +84,8 @@ def test_network_landscape_shapes_and_storage(gaussian_fit, tmp_path):
     np.testing.assert_array_equal(land["time"], model.time_points)
     assert land["gradient_x"].shape == land["gradient_y"].shape == (3, 40, 40)
     assert np.isfinite(land["potential"]).all()
+    assert land["masked"].shape == (40, 40)
+    assert not land["masked"].any()  # the network's U is defined everywhere
     # grid covers the cells plus padding
     x = np.asarray(adata.X)
     assert land["grid_x"][0] < x[:, 0].min()
@@ -104,7 +106,7 @@ def test_network_landscape_shapes_and_storage(gaussian_fit, tmp_path):
     path = tmp_path / "land.h5ad"
     adata.write_h5ad(path)
     back = ad.read_h5ad(path).uns[Keys().landscape]
-    for key in ("grid_x", "grid_y", "potential", "time", "gradient_x", "gradient_y", "cell_potential"):
+    for key in ("grid_x", "grid_y", "potential", "masked", "time", "gradient_x", "gradient_y", "cell_potential"):
         np.testing.assert_allclose(back[key], single[key], equal_nan=True)
     assert back["basis"] == "X"
     assert back["params"]["method"] == "network"
@@ -142,41 +144,120 @@ def test_landscape_minimum_at_density_peak(gaussian_fit):
         assert np.all(offset < 0.2), (t, offset)
 
 
-def test_kernel_landscape_on_other_basis(fit_3d):
+def test_mass_landscape_on_other_basis(fit_3d):
     adata = fit_3d.copy()
-    land = rt.tl.landscape(adata, basis="umap", grid_size=30)  # 3-D fit: kernel-mapped
-    assert land["params"]["method"] == "kernel"
+    land = rt.tl.landscape(adata, basis="umap", grid_size=30, padding=0.5)  # 3-D fit: the model's mass on the map
+    assert land["params"]["method"] == "mass"
     assert land["basis"] == "umap"
-    assert land["potential"].shape == (30, 30)
-    assert land["time"].shape == (0,)
+    assert land["potential"].shape == land["gradient_x"].shape == (3, 30, 30)
+    np.testing.assert_array_equal(land["time"], [0.0, 1.0, 2.0])
     assert land["params"]["bandwidth"].shape == (2,)
+    assert land["params"]["start_time"] == 0.0
+    assert land["masked"].shape == (30, 30)
+    assert np.array_equal(np.isnan(land["potential"]), np.broadcast_to(land["masked"], (3, 30, 30)))
     # finite at the grid points nearest each cell
     emb = adata.obsm["X_umap"]
     j = np.abs(land["grid_x"][None, :] - emb[:, :1]).argmin(axis=1)
     i = np.abs(land["grid_y"][None, :] - emb[:, 1:]).argmin(axis=1)
-    assert np.isfinite(land["potential"][i, j]).all()
-    # and NaN far from every cell (the padded corners are empty for a Gaussian cloud with padding 1)
+    assert np.isfinite(land["potential"][:, i, j]).all()
+    assert np.isfinite(land["cell_potential"]).all()
+    # exp(−U) is a density of the model's mass: it integrates to the mass the model predicts at each time
+    model = rt.RUOTModel.from_adata(adata)
+    x0 = np.asarray(adata.X, dtype=np.float64)[adata.obs["time"].to_numpy() == 0.0]
+    mass = np.exp(model.simulate(x0, [0.0, 1.0, 2.0], stochastic=False, n_steps_per_unit=20)["log_mass"]).sum(axis=1)
+    cell = np.diff(land["grid_x"])[0] * np.diff(land["grid_y"])[0]
+    np.testing.assert_allclose(np.nansum(np.exp(-land["potential"]), axis=(1, 2)) * cell, mass, rtol=0.03)
+    # NaN far from every cell (the padded corners are empty for a Gaussian cloud with padding 1)
     far = rt.tl.landscape(adata, basis="X_umap", grid_size=30, padding=1.0, bandwidth=0.05)
-    assert np.isnan(far["potential"][0, 0])
-    # the kernel estimate stays within the range of the cell potentials
-    fin = land["potential"][np.isfinite(land["potential"])]
-    cu = land["cell_potential"]
-    assert fin.min() >= cu.min() - 1e-6
-    assert fin.max() <= cu.max() + 1e-6
-    # several times → (T, G, G); the default basis of a 3-D fit is X_umap when present
-    multi = rt.tl.landscape(adata, time=[0.0, 2.0], grid_size=16)
-    assert multi["basis"] == "umap"
-    assert multi["potential"].shape == (2, 16, 16)
-    assert multi["gradient_x"].shape == (2, 16, 16)
+    assert np.isnan(far["potential"][:, 0, 0]).all()
+    assert far["masked"][0, 0]
+    np.testing.assert_array_equal(far["params"]["bandwidth"], [0.05, 0.05])
+    # one time → (G, G); the default basis of a 3-D fit is X_umap when present
+    single = rt.tl.landscape(adata, time=1.0, grid_size=16)
+    assert single["basis"] == "umap"
+    assert single["potential"].shape == single["gradient_y"].shape == (16, 16)
+    np.testing.assert_array_equal(single["time"], [1.0])
+    # a time between the time points is the model's mass there
+    between = rt.tl.landscape(adata, time=[0.5, 2.0], grid_size=16)
+    assert between["potential"].shape == (2, 16, 16)
+    np.testing.assert_array_equal(between["time"], [0.5, 2.0])
+    assert np.isfinite(between["potential"][0]).any()
 
 
-def test_kernel_landscape_on_fitted_components(fit_3d):
+def test_mass_landscape_on_fitted_components(fit_3d):
     adata = fit_3d.copy()
     del adata.obsm["X_umap"]
     land = rt.tl.landscape(adata, grid_size=12)
-    assert land["params"]["method"] == "kernel"
+    assert land["params"]["method"] == "mass"
     assert land["basis"] == "X"
-    assert land["potential"].shape == (12, 12)
+    assert land["potential"].shape == (3, 12, 12)
+
+
+class _ShiftModel:
+    """Stand-in for a fitted 3-D model whose particles move by ``SHIFT`` per unit time; those starting with
+    x₂ > 0 double their mass per unit time. Records the keywords ``simulate`` gets."""
+
+    use_rep, n_dims, time_key = "X", 3, "time"
+    time_points = np.array([0.0, 1.0])
+    relative_mass = np.array([1.0, 1.5])
+    SHIFT = np.array([10.0, 0.0, 0.0])
+
+    class config:
+        sigma = 0.1
+
+    def __init__(self):
+        self.calls = []
+
+    def simulate(self, x0, times, *, log_mass0, **kwargs):
+        self.calls.append(kwargs)
+        dt = np.asarray(times, dtype=float) - times[0]
+        growth = np.where(x0[:, 1] > 0, np.log(2.0), 0.0)
+        return {
+            "t": np.asarray(times, dtype=float),
+            "X": x0[None] + dt[:, None, None] * self.SHIFT,
+            "log_mass": log_mass0[None] + dt[:, None] * growth[None],
+        }
+
+
+def test_mass_landscape_is_the_kernel_density_of_the_mass_on_the_nearest_cells():
+    """Particles from the day-0 cells land exactly on the day-1 cells: the map at day 1 is the Gaussian
+    kernel density of those cells weighted by the particles' masses, and integrates to the total mass."""
+    rng = np.random.default_rng(3)
+    n = 40
+    a0 = rng.uniform(-1.0, 1.0, size=(n, 3))
+    x = np.concatenate([a0, a0 + _ShiftModel.SHIFT])
+    obs = pd.DataFrame({"time": np.repeat([0.0, 1.0], n)}, index=[str(i) for i in range(2 * n)])
+    adata = ad.AnnData(x.astype(np.float64), obs=obs)
+    adata.obsm["X_umap"] = rng.normal(size=(2 * n, 2))
+    model = _ShiftModel()
+    h = 0.3
+    land = rt.tl.landscape(adata, model=model, basis="umap", grid_size=80, padding=0.6, bandwidth=h,
+                           stochastic=True, n_steps_per_unit=7, random_state=5)  # fmt: skip
+    assert model.calls == [{"stochastic": True, "n_steps_per_unit": 7.0, "random_state": 5}]
+    emb = adata.obsm["X_umap"]
+    w1 = np.where(a0[:, 1] > 0, 2.0, 1.0) / n  # the mass of particle i, on day-1 cell i
+    w0 = np.full(n, 1.0 / n)
+
+    def density(points, centres, w):
+        d2 = (((points[:, None, :] - centres[None]) / h) ** 2).sum(axis=-1)
+        return (w[None] * np.exp(-0.5 * d2)).sum(axis=1) / (2 * np.pi * h * h)
+
+    gx, gy = np.meshgrid(land["grid_x"], land["grid_y"])
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    ok = ~land["masked"].ravel()
+    for k, (centres, w) in enumerate([(emb[:n], w0), (emb[n:], w1)]):
+        u = land["potential"][k].ravel()
+        np.testing.assert_allclose(u[ok], -np.log(density(pts[ok], centres, w)), rtol=1e-10)
+        cells = slice(0, n) if k == 0 else slice(n, 2 * n)
+        np.testing.assert_allclose(land["cell_potential"][cells], -np.log(density(emb[cells], centres, w)), rtol=1e-10)
+    cell = np.diff(land["grid_x"])[0] * np.diff(land["grid_y"])[0]
+    total = np.nansum(np.exp(-land["potential"]), axis=(1, 2)) * cell
+    np.testing.assert_allclose(total, [1.0, w1.sum()], rtol=0.01)
+    # the mask: Σ_i exp(−d_i²/2h²) over all the cells below 0.01
+    support = density(pts, emb, np.ones(2 * n)) * 2 * np.pi * h * h
+    np.testing.assert_array_equal(land["masked"].ravel(), support < 0.01)
+    with pytest.raises(ValueError, match="first fitted time point"):
+        rt.tl.landscape(adata, model=model, basis="umap", time=-0.5)
 
 
 def test_landscape_errors(fit_3d, gaussian_fit, tiny_fit_kwargs):
@@ -190,6 +271,11 @@ def test_landscape_errors(fit_3d, gaussian_fit, tiny_fit_kwargs):
         rt.tl.landscape(adata, grid_size=1)
     with pytest.raises(ValueError, match="bandwidth"):
         rt.tl.landscape(adata, bandwidth=-1.0)
+    with pytest.raises(ValueError, match="n_steps_per_unit"):
+        rt.tl.landscape(adata, n_steps_per_unit=0)
+    with pytest.raises(ValueError, match="first fitted time point 0"):
+        rt.tl.landscape(adata, time=[-1.0, 1.0])
+    assert set(adata.uns) == before
     with pytest.raises(RuntimeError, match="fit_ruot"):
         rt.tl.landscape(_gaussian_adata(n_per_time=5))
 

@@ -100,23 +100,118 @@ def test_trajectories_subset_and_categorical_color(plotted):
     assert {"upper", "lower"} <= texts
 
 
-def test_trajectories_on_another_basis_by_knn(plotted):
+def test_trajectories_on_another_basis_by_knn(plotted, monkeypatch):
+    from ruotools.pl import _trajectories
+
+    monkeypatch.setattr(_trajectories, "_SCALE_CELLS", 10**6)  # the scale from every cell, as recomputed below
     rot = np.array([[0.0, -1.0], [1.0, 0.0]])
     plotted.obsm["X_umap"] = np.asarray(plotted.X, dtype=np.float64) @ rot.T * 3.0 + 5.0
-    ax = rt.pl.trajectories(plotted, basis="umap", show=False)
+    ax = rt.pl.trajectories(plotted, basis="umap", max_jump=None, show=False)  # the mapping alone (no breaks)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("UMAP1", "UMAP2")
-    mapped = np.stack(_trajectory_lines(ax).get_segments())  # (N, T, 2)
+    mapped = np.stack([p.vertices for p in _trajectory_lines(ax).get_paths()])  # (N, T, 2)
     pos = plotted.uns["ruot_trajectories"]["X"]  # (T, N, 2)
     # particles start on observed cells: there the kNN regression recovers the linear map closely
     exact_start = pos[0] @ rot.T * 3.0 + 5.0
     span = np.ptp(plotted.obsm["X_umap"], axis=0).max()
     assert np.median(np.abs(mapped[:, 0] - exact_start)) < 0.02 * span
-    # everywhere: the mean embedding of the 10 nearest cells in the fitted space
+    # everywhere: the mean embedding of those of the 10 nearest cells (fitted space) within 3 d of the nearest's,
+    # d the median embedding distance between cells and their 10 nearest cells
     from sklearn.neighbors import NearestNeighbors
 
     x = np.asarray(plotted.X, dtype=np.float64)
-    _, idx = NearestNeighbors(n_neighbors=10).fit(x).kneighbors(pos[-1])
-    np.testing.assert_allclose(mapped[:, -1], plotted.obsm["X_umap"][idx].mean(axis=1))
+    emb = plotted.obsm["X_umap"]
+    knn = NearestNeighbors(n_neighbors=11).fit(x)
+    _, cell_nn = knn.kneighbors(x)
+    d = np.median(np.linalg.norm(emb[cell_nn[:, 1:]] - emb[:, None], axis=2))
+    _, idx = knn.kneighbors(pos[-1], n_neighbors=10)
+    near = emb[idx]
+    keep = np.linalg.norm(near - near[:, :1], axis=2) <= 3 * d
+    assert not keep.all()  # some far neighbours are left out: the test tells the rule from a plain mean
+    expected = np.array([n[k].mean(axis=0) for n, k in zip(near, keep, strict=True)])
+    np.testing.assert_allclose(mapped[:, -1], expected)
+
+
+def _two_blocks():
+    """Cells evenly filling two touching blocks of the fitted 2-D space (x1 < 1.5 and x1 > 1.5), with an embedding
+    equal to the fitted space except that the right block is moved 40 units away: two islands far apart on the
+    embedding whose cells are neighbours in the fitted space. The fit entry holds what the plots read.
+    """
+    rng = np.random.default_rng(0)
+    g1, g2 = np.meshgrid(np.linspace(0.0, 3.0, 60), np.linspace(0.0, 1.0, 20))
+    x = np.column_stack([g1.ravel(), g2.ravel()]) + rng.normal(0.0, 0.005, (g1.size, 2))
+    right = x[:, 0] > 1.5
+    obs = pd.DataFrame({"time": np.zeros(len(x))}, index=[f"c{i}" for i in range(len(x))])
+    adata = ad.AnnData(x.astype(np.float32), obs=obs)
+    adata.obsm["X_umap"] = x + np.where(right, 40.0, 0.0)[:, None] * np.array([1.0, 0.0])
+    adata.uns["ruot"] = {"model": {"time_key": "time", "dim": 2}, "use_rep": "X"}
+    return adata
+
+
+def test_trajectories_break_jumps_between_islands():
+    adata = _two_blocks()
+    # 12 particles walk straight across the blocks (x1 from 0.2 to 2.8) in 31 steps; 12 stay in the left block
+    s = np.linspace(0.0, 1.0, 31)[:, None, None]
+    start = np.column_stack([np.full(12, 0.2), np.linspace(0.2, 0.8, 12)])
+    crossing = start[None] + s * np.array([2.6, 0.0])
+    staying = start[None] + s * np.array([0.5, 0.0])
+    adata.uns["walk"] = {
+        "X": np.concatenate([crossing, staying], axis=1), "t": np.linspace(0.0, 1.0, 31),
+        "log_mass": np.zeros((31, 24)), "start_obs": np.asarray(adata.obs_names[:24]),
+    }  # fmt: skip
+    ax = rt.pl.trajectories(adata, basis="umap", key="walk", n_trajectories=None, show=False)
+    paths = [p.vertices for p in _trajectory_lines(ax).get_paths()]
+    assert len(paths) == 24
+    for path in paths[:12]:  # one break (one NaN vertex) where the walk changes island, nothing else
+        assert len(path) == 32
+        gap = np.flatnonzero(np.isnan(path).any(axis=1))
+        assert len(gap) == 1
+        before, after = path[: gap[0]], path[gap[0] + 1 :]
+        assert before[:, 0].max() < 20 < after[:, 0].min()  # each piece stays on its island
+    for path in paths[12:]:
+        assert len(path) == 31
+        assert np.isfinite(path).all()
+    # every drawn vertex lies among the cells, never in the empty space between the islands
+    from scipy.spatial import cKDTree
+
+    vertices = np.concatenate(paths)
+    dist, _ = cKDTree(adata.obsm["X_umap"]).query(vertices[np.isfinite(vertices).all(axis=1)])
+    assert dist.max() < 0.1
+    # max_jump=None draws the jump
+    ax = rt.pl.trajectories(adata, basis="umap", key="walk", n_trajectories=None, max_jump=None, show=False)
+    assert all(np.isfinite(p.vertices).all() for p in _trajectory_lines(ax).get_paths())
+    with pytest.raises(ValueError, match="max_jump"):
+        rt.pl.trajectories(adata, basis="umap", key="walk", max_jump=0, show=False)
+
+
+def test_trajectories_keep_every_step_of_a_coarse_simulation_on_a_smooth_embedding(plotted):
+    """Steps of a whole time interval are long, but as long on the embedding as in the fitted space: kept."""
+    plotted.obsm["X_umap"] = np.asarray(plotted.X, dtype=np.float64) * np.array([2.0, 0.5]) + 3.0
+    rt.tl.simulate(plotted, n_particles=40, times=[0.0, 1.0, 2.0, 3.0, 4.0], key_added="coarse")
+    ax = rt.pl.trajectories(plotted, basis="umap", key="coarse", show=False)
+    assert all(np.isfinite(p.vertices).all() and len(p.vertices) == 5 for p in _trajectory_lines(ax).get_paths())
+
+
+def test_trajectories_default_subset_and_lighter_lines(gene_fitted):
+    adata, _ = gene_fitted
+    rt.tl.simulate(adata, n_particles=160, times=[0.0, 2.0, 4.0], stochastic=False)
+    lc = _trajectory_lines(rt.pl.trajectories(adata, show=False))
+    assert len(lc.get_paths()) == 100  # 100 of 160 by default
+    alphas = lc.get_colors()[:, 3]
+    assert 0.05 <= np.median(alphas) <= 0.35
+    assert len(_trajectory_lines(rt.pl.trajectories(adata, n_trajectories=None, show=False)).get_paths()) == 160
+
+
+def test_categorical_legend_in_the_right_margin_is_saved(plotted, tmp_path):
+    plotted.obs["branch"] = pd.Categorical(np.where(plotted.X[:, 1] > 1.0, "upper", "lower"))
+    fig = rt.pl.trajectories(plotted, color="branch", return_fig=True)
+    (legend,) = [a for a in fig.axes[0].artists if isinstance(a, matplotlib.legend.Legend)]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box, figure_box = legend.get_window_extent(renderer), fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    # the legend is right of the axes and inside what `save` (bbox_inches="tight") writes
+    assert box.x0 > fig.axes[0].get_window_extent(renderer).x1
+    assert figure_box.x1 >= box.x1 - 1
+    assert figure_box.x0 <= box.x0
 
 
 def test_landscape_contour_panels_and_labels(plotted):
@@ -152,11 +247,11 @@ def test_landscape_surface_heights_equal_the_stored_grid(plotted):
 
 def test_landscape_mapped_onto_an_embedding(plotted):
     plotted.obsm["X_umap"] = np.asarray(plotted.X, dtype=np.float64) * 2.0 - 1.0
-    rt.tl.landscape(plotted, basis="umap", grid_size=20)  # kernel map pooled over time: NaN far from cells
-    ax = rt.pl.landscape(plotted, show=False)
-    assert ax.get_title() == "pooled over time"
+    rt.tl.landscape(plotted, basis="umap", grid_size=20)  # the model's mass on the map, per time: NaN far from cells
+    ax = rt.pl.landscape(plotted, time=4, show=False)
+    assert ax.get_title() == "time = 4"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("UMAP1", "UMAP2")
-    ax3d = rt.pl.landscape(plotted, kind="surface", cell_height="potential", show=False)
+    ax3d = rt.pl.landscape(plotted, kind="surface", time=4, cell_height="potential", show=False)
     z = _surface_vertices(ax3d)[..., 2]
     assert np.isfinite(z).any()
 
@@ -175,13 +270,26 @@ def test_growth_colour_scale_symmetric_about_zero(plotted):
     assert len(rt.pl.growth(plotted, groupby="half", show=False)) == 2
 
 
-def test_potential_colour_scale_spans_the_data(plotted):
-    u = plotted.obs["ruot_potential"].to_numpy()
+def test_potential_colour_scale_is_robust_to_outliers(plotted):
+    u = plotted.obs["ruot_potential"].to_numpy().copy()
+    u[0] = np.nanmax(u) + 100.0  # one extreme cell
+    plotted.obs["ruot_potential"] = u
     ax = rt.pl.potential(plotted, per_time=False, show=False)
     sc = ax.collections[-1]
-    assert (sc.norm.vmin, sc.norm.vmax) == pytest.approx((np.nanmin(u), np.nanmax(u)))
+    # 1st–99th percentiles: the outlier does not set the scale, and both ends are clipped (arrows)
+    assert (sc.norm.vmin, sc.norm.vmax) == pytest.approx(tuple(np.percentile(u, [1, 99])))
+    assert sc.norm.vmax < np.nanmax(u) - 50
     assert sc.colorbar is not None
+    assert sc.colorbar.extend == "both"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("x1", "x2")
+    # given limits beyond the data on one side: arrows only on the clipped side
+    top = rt.pl.potential(plotted, per_time=False, vmin=np.nanmin(u) - 1.0, vmax=0.0, show=False)
+    assert top.collections[-1].colorbar.extend == "max"
+    wide = rt.pl.potential(plotted, per_time=False, vmin=np.nanmin(u) - 1, vmax=np.nanmax(u) + 1, show=False)
+    assert wide.collections[-1].colorbar.extend == "neither"
+    # the colour bar's text is not shrunk below the default size
+    label = sc.colorbar.ax.get_yticklabels()[0]
+    assert label.get_fontsize() >= matplotlib.rcParams["font.size"] - 1e-9
 
 
 def test_mass_predicted_and_observed(plotted):
@@ -218,6 +326,66 @@ def test_history_and_metrics(plotted):
     assert [a.get_title() for a in rt.pl.metrics(plotted, show=False)] == ["W1", "W2", "TMV"]
     with pytest.raises(KeyError, match="nope"):
         rt.pl.history(plotted, phases=["nope"], show=False)
+
+
+def test_metrics_draw_the_w1_references(plotted):
+    stored = plotted.uns["ruot"]["metrics"]
+    fig = rt.pl.metrics(plotted, return_fig=True)
+    w1 = fig.axes[0]
+    lines = {line.get_label(): line for line in w1.get_lines()}
+    np.testing.assert_allclose(lines["sampling floor: two halves of the snapshot"].get_ydata(), stored["W1_floor"])
+    np.testing.assert_allclose(lines["no motion: the previous snapshot"].get_ydata(), stored["W1_nearest"])
+    assert w1.collections  # the band under the floor
+    assert w1.get_ylim()[1] >= np.nanmax(stored["W1_nearest"])  # no-motion stays in view
+    (legend,) = fig.legends  # below the panels, explaining how to read them
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["model: predicted cells", "sampling floor: two halves of the snapshot",
+                     "no motion: the previous snapshot"]  # fmt: skip
+    assert "floor" in legend.get_title().get_text()
+    assert "no motion" in legend.get_title().get_text()
+    # other panels carry no references; one panel gets its legend inside
+    assert len(fig.axes[1].get_lines()) == 1
+    ax = rt.pl.metrics(plotted, metrics="W1", show=False)
+    assert ax.get_legend() is not None
+    assert len(ax.get_legend().get_texts()) == 3
+    bare = rt.pl.metrics(plotted, references=False, return_fig=True)
+    assert len(bare.axes[0].get_lines()) == 1
+    assert not bare.legends
+    # an evaluation without the references (ruotools < 0.2) is drawn as before
+    for key in ("W1_floor", "W1_nearest"):
+        del plotted.uns["ruot"]["metrics"][key]
+    old = rt.pl.metrics(plotted, return_fig=True)
+    assert len(old.axes[0].get_lines()) == 1
+    assert not old.legends
+
+
+def test_history_explains_its_curves(plotted):
+    fig = rt.pl.history(plotted, return_fig=True)
+    note = fig.get_supxlabel()
+    assert "different quantities" in note
+    assert "(max epochs)" in note
+    assert "held-back" in note
+    assert "max_epochs" in rt.pl.history.__doc__
+    assert "different quantities" in rt.pl.history.__doc__
+    assert not rt.pl.history(plotted, note=False, return_fig=True).get_supxlabel()
+    # a one-epoch phase has integer epoch ticks only
+    refine = fig.axes[1]
+    assert len(plotted.uns["ruot"]["history"]["refine"]["loss"]) == 1
+    ticks = [v for v in refine.get_xticks() if refine.get_xlim()[0] <= v <= refine.get_xlim()[1]]
+    assert ticks == [1.0]
+    # into given axes: no note (the figure is the user's)
+    _, axs = plt.subplots(1, 4)
+    rt.pl.history(plotted, ax=axs, show=False)
+    assert not axs[0].figure.get_supxlabel()
+
+
+def test_velocity_stream_labelled_colorbar(plotted):
+    pytest.importorskip("scvelo")
+    ax = rt.pl.velocity_stream(plotted, show=False)
+    cbars = [c.colorbar for c in ax.collections if getattr(c, "colorbar", None) is not None]
+    assert len(cbars) == 1
+    assert cbars[0].ax.get_ylabel() == "time"
+    assert [t.get_text() for t in cbars[0].ax.get_yticklabels()] == ["0", "1", "2", "3", "4"]
 
 
 def test_velocity_stream_delegates_to_scvelo(plotted):

@@ -16,6 +16,9 @@ from . import _utils as u
 _GROWTH_LABEL = "growth rate g (log-mass per unit time)"
 _POTENTIAL_LABEL = "potential U = −log ρ"
 
+#: Percentiles of the values shown that bound the potential's default colour scale.
+_ROBUST_PERCENTILES = (1.0, 99.0)
+
 
 @u.doc_params
 def growth(
@@ -60,7 +63,8 @@ def growth(
     cmap : str or matplotlib.colors.Colormap
         Diverging colour map.
     vmin, vmax : float or None
-        Limits of the colour scale.
+        Limits of the colour scale; values beyond a given limit are clipped, which the colour bar's
+        arrows show.
     size : float or None
         Marker area (default from the number of cells).
     ncols : int or None
@@ -123,8 +127,11 @@ def potential(
     """Plot the cells coloured by their landscape potential U = −log ρ.
 
     U is the potential of each cell at its own time (its free constant set so that each time point's
-    cells have the same mean): low values are valleys, where cells are dense. The colour scale spans
-    the values shown (or ``vmin``/``vmax``) and is shared by all panels.
+    cells have the same mean): low values are valleys, where cells are dense. The colour scale is
+    shared by all panels and robust to outliers: by default it spans the 1st to the 99th percentile
+    of the values shown (a few cells in sparse regions have extreme U on real data and would
+    otherwise flatten every other cell into one colour); cells beyond it take the end colours and
+    the colour bar ends in arrows on the clipped side(s).
 
     Parameters
     ----------
@@ -140,7 +147,8 @@ def potential(
     cmap : str or matplotlib.colors.Colormap
         Colour map.
     vmin, vmax : float or None
-        Limits of the colour scale.
+        Limits of the colour scale; ``None`` is the 1st (``vmin``) or 99th (``vmax``) percentile of
+        the values shown. Values beyond a limit are clipped, which the colour bar's arrows show.
     size : float or None
         Marker area (default from the number of cells).
     ncols : int or None
@@ -190,7 +198,12 @@ def _cell_plot(adata, column, label, *, center, basis, per_time, groupby, cmap, 
     shown = np.zeros(adata.n_obs, bool)
     for _, mask in groups:
         shown |= mask
+    finite = values[shown & np.isfinite(values)]
+    if center is None and finite.size:  # robust range: a few extreme cells do not set the scale
+        vmin = float(np.percentile(finite, _ROBUST_PERCENTILES[0])) if vmin is None else vmin
+        vmax = float(np.percentile(finite, _ROBUST_PERCENTILES[1])) if vmax is None else vmax
     norm = u.numeric_norm(values[shown], vmin, vmax, center=center)
+    extend = _extend(finite, norm)
 
     fig, axes, ax_given = u.make_panels(len(groups), ax=ax, figsize=figsize, dpi=dpi, ncols=ncols)
     s = u.default_size(int(np.isfinite(b.coords).all(axis=1).sum())) if size is None else size
@@ -203,10 +216,16 @@ def _cell_plot(adata, column, label, *, center, basis, per_time, groupby, cmap, 
                             default_color="#e6e6e6", zorder=0)  # fmt: skip
         sc = u.scatter_cells(a, xy, ordered, adata=adata, mask=mask[order], cmap=cmap, norm=norm, size=s, zorder=1)
         u.label_axes(a, b)
-    cbar = fig.colorbar(sc, ax=axes, label=label, shrink=0.9 if len(axes) > 1 else 1.0, pad=0.02)
-    cbar.ax.tick_params(labelsize="small")
+    fig.colorbar(sc, ax=axes, label=label, shrink=0.9 if len(axes) > 1 else 1.0, pad=0.02, extend=extend)
     u.set_titles(fig, axes, title, [name for name, _ in groups], ax_given=ax_given)
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
+
+
+def _extend(values: np.ndarray, norm) -> str:
+    """Return the colour bar's ``extend``: arrows on the side(s) where the finite ``values`` lie beyond ``norm``."""
+    if not values.size:
+        return "neither"
+    return u.colorbar_extend(low=values.min() < norm.vmin, high=values.max() > norm.vmax)
 
 
 def _groups(adata, fit: Mapping, per_time: bool, groupby: str | None) -> list[tuple[str, np.ndarray]]:

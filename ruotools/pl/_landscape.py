@@ -10,13 +10,17 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from .. import _validation as val
 from .._keys import Keys
 from . import _utils as u
 
 _KINDS = ("contour", "surface")
 _ARROWS = ("quiver", "stream", None)
 _POTENTIAL_LABEL = "potential U = −log ρ"
+#: Panels per row when ``ncols`` is not given.
+MAX_DEFAULT_COLUMNS = 3
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,14 @@ def landscape(
     or ``stream`` lines) and the cells on top. ``kind="surface"`` draws U as a shaded 3-D surface with
     the cells on it. One panel per stored time when the potential is (T, G, G), else one panel.
 
-    U is −log ρ with the same mean over the cells of every time point: valleys (low U) are where cells
-    are dense. Far from the cells U rises steeply; ``zmax="auto"`` caps what is drawn at the highest
-    value of U under the cells (99th percentile) plus half the range of U below it, the same cap on
-    every panel, so the valleys are not flattened by the walls. Above the cap, contours are drawn in
-    the top colour and the surface is a flat plateau.
+    Valleys (low U) are where the model puts its cells. For a fit drawn on its own 2-D space, U is the
+    model's −log ρ with the same mean over the cells of every time point; on an embedding (a UMAP of a
+    PCA fit), U is −log of the density of the model's mass on the embedding, and grid points with no
+    cell nearby are masked and drawn blank (see :func:`ruotools.tl.landscape`). Away from the cells U
+    rises steeply; ``zmax="auto"`` caps what is drawn at the highest value of U under the cells (99th
+    percentile) plus half the range of U below it, the same cap on every panel, so the valleys are not
+    flattened by the walls. Above the cap, contours are drawn in the top colour and the surface is a
+    flat plateau; the colour bar then has an arrow at its top.
 
     Each panel shows the cells observed at the panel's time (all cells for a pooled map, or a time
     without observations). On the surface a cell sits at the surface's height at its position
@@ -87,7 +94,8 @@ def landscape(
         Stored time(s) to draw; ``None`` draws every stored time. Times not stored raise a
         ``ValueError`` (compute them with ``rt.tl.landscape(adata, time=...)``).
     color : str or None
-        ``obs`` column or gene colouring the cells; ``None`` draws them in ``cell_color``.
+        ``obs`` column or gene colouring the cells; ``None`` draws them in ``cell_color``. The legend of
+        categories is drawn right of the colour bar (in the last panel when ``ax`` is given).
     cmap : str or matplotlib.colors.Colormap
         Colour map of the potential (and of numeric ``color``).
     palette : str, sequence or mapping, optional
@@ -111,7 +119,7 @@ def landscape(
     elev, azim : float
         Viewing angles of the surface, in degrees.
     ncols : int or None
-        Panels per row (default: up to 5).
+        Panels per row (default: up to 3, so the figure stays readable at a notebook's width).
     key_added : str
         Key of the fit.
     title : str, sequence of str or None
@@ -162,6 +170,9 @@ def landscape(
     norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1.0)
     spec = u.cell_colors(adata, color)
 
+    # at most three panels per row by default: a wider figure, scaled down to a notebook's or a page's
+    # width, would make every text in it (the colour bar's included) too small to read
+    ncols = min(len(panels), MAX_DEFAULT_COLUMNS) if ncols is None else ncols
     fig, axes, ax_given = u.make_panels(
         len(panels), ax=ax, figsize=figsize, dpi=dpi, ncols=ncols, projection="3d" if kind == "surface" else None
     )
@@ -174,8 +185,13 @@ def landscape(
         )  # fmt: skip
         if kind == "surface":
             a.view_init(elev=elev, azim=azim)
-    mappable = _mappable(norm, cmap)
-    fig.colorbar(mappable, ax=axes, label=_POTENTIAL_LABEL, shrink=0.7 if kind == "surface" else 0.9, pad=0.02)
+    clipped = cap is not None and any(np.nanmax(p.potential) > cap for p in panels if np.isfinite(p.potential).any())
+    u.add_colorbar(
+        fig, _mappable(norm, cmap), axes, label=_POTENTIAL_LABEL, extend=u.colorbar_extend(high=clipped),
+        shrink=0.7 if kind == "surface" else 0.9,
+    )  # fmt: skip
+    if show_cells and spec.kind == "categorical":
+        _category_legend(fig, axes, adata, spec, palette, panels, ax_given=ax_given)
     time_key = u.fit_time_key(fit)
     default = ["pooled over time" if p.time is None else f"{time_key} = {p.time:g}" for p in panels]
     u.set_titles(fig, axes, title, default, ax_given=ax_given)
@@ -202,7 +218,7 @@ def _panels(land: Mapping, t_cells: np.ndarray, time) -> list[_Panel]:
         idx = list(range(len(pot)))
     else:
         idx = []
-        for tv in np.atleast_1d(np.asarray(time, dtype=np.float64)):
+        for tv in val.time_points(time, "time"):
             hit = np.flatnonzero(np.isclose(stored, tv))
             if len(hit) == 0:
                 avail = [f"{s:g}" for s in stored if np.isfinite(s)]
@@ -259,13 +275,38 @@ def _cap(panels: list[_Panel], coords, gx, gy, zmax) -> float | None:
     return max(caps) if caps else None
 
 
+def _category_legend(fig, axes, adata, spec, palette, panels, *, ax_given: bool) -> None:
+    """Legend of the categories of the drawn cells: right of the colour bar, or in the last given axes."""
+    import matplotlib.pyplot as plt
+
+    cols = u.category_colors(adata, spec, palette)
+    drawn = np.logical_or.reduce([p.cells for p in panels])
+    present = np.unique(spec.values[drawn & (spec.values >= 0)])
+    handles = [plt.Line2D([], [], ls="", marker="o", ms=6, color=cols[c], label=spec.categories[c]) for c in present]
+    if not handles:
+        return
+    if ax_given:
+        axes[-1].legend(handles=handles, title=spec.name, loc="best", frameon=True, framealpha=0.8, fontsize="small")
+    else:
+        fig.legend(handles=handles, title=spec.name, loc="outside right upper", frameon=False)
+
+
+def _contour_cell_size(n: int) -> float:
+    """Marker area of ``n`` cells drawn over contours.
+
+    Small, and at most about 4,000 pt² of markers in all, so that thousands of cells do not hide the
+    valleys they lie in.
+    """
+    return min(0.35 * u.default_size(n), 4000.0 / max(n, 1))
+
+
 def _draw_cells(a, xy, spec, cells, *, adata, cmap, palette, size, cell_color, z=None):
     """Scatter the ``cells`` (a mask) on a 2-D panel, or on a 3-D one at heights ``z`` (n_obs,)."""
     if z is None:
         return u.scatter_cells(
             a, xy, spec, adata=adata, mask=cells, cmap=cmap, palette=palette,
-            size=0.35 * u.default_size(int(cells.sum())) if size is None else size,
-            alpha=0.6, default_color=cell_color, zorder=3, legend=True,
+            size=_contour_cell_size(int(cells.sum())) if size is None else size,
+            alpha=0.6, default_color=cell_color, zorder=3, legend=False,
         )  # fmt: skip
     keep = cells & np.all(np.isfinite(xy), axis=1) & np.isfinite(z)
     s = u.default_size(int(keep.sum())) * 0.4 if size is None else size
@@ -325,7 +366,7 @@ def _surface(a, p, z, gx, gy, b, spec, *, adata, norm, cmap, palette, levels, ar
     from matplotlib.colors import LightSource
 
     xx, yy = np.meshgrid(gx, gy)
-    shade_z = np.where(np.isfinite(z), z, norm.vmax)
+    shade_z = _fill_nearest(z)  # masked points take their nearest value: no false wall shaded along the mask
     rgb = LightSource(azdeg=315, altdeg=35).shade(
         shade_z, cmap=_colormap(cmap), norm=norm, blend_mode="soft", vert_exag=_vert_exag(shade_z, gx, gy)
     )
@@ -346,11 +387,25 @@ def _surface(a, p, z, gx, gy, b, spec, *, adata, norm, cmap, palette, levels, ar
     a.set_zlim(norm.vmin, norm.vmax)
     a.set_xlabel(b.labels[0], labelpad=-6)
     a.set_ylabel(b.labels[1], labelpad=-6)
-    a.set_zlabel("U", labelpad=-8)
+    # tick labels pulled in towards the box (pad −2); the U label keeps its default distance from them,
+    # and five z ticks at most, so neither the label nor the tick labels overlap
+    a.zaxis.set_major_locator(MaxNLocator(nbins=5))
+    a.set_zlabel("U", labelpad=0)
     a.tick_params(labelsize="x-small", pad=-2)
     if not b.fitted:  # embedding coordinates carry no units
         a.set_xticklabels([])
         a.set_yticklabels([])
+
+
+def _fill_nearest(z: np.ndarray) -> np.ndarray:
+    """``z`` with each non-finite point replaced by the value of the nearest finite one (unchanged if none)."""
+    bad = ~np.isfinite(z)
+    if not bad.any() or bad.all():
+        return z
+    from scipy import ndimage
+
+    idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+    return z[tuple(idx)]
 
 
 def _colormap(cmap):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
 from .._keys import Keys
@@ -40,7 +41,9 @@ def velocity_stream(
     velocity read from ``adata``, so nothing is recomputed and no velocity graph is needed. The call
     receives a lightweight copy of ``adata`` (sharing its data) holding the basis under
     ``obsm[f'X_{basis}']`` and the velocity under ``obsm[f'ruot_velocity_{basis}']``, so a fitted
-    ``.X`` can be drawn and your ``adata`` is not modified.
+    ``.X`` can be drawn and your ``adata`` is not modified. Cells coloured by a numeric column get
+    a labelled colour bar beside the panel (ticks at the time points for the time column) instead
+    of scvelo's small inset one (pass ``colorbar=True`` for scvelo's).
 
     Parameters
     ----------
@@ -117,15 +120,33 @@ def velocity_stream(
 
     fig, axes, ax_given = u.make_panels(1, ax=ax, figsize=figsize, dpi=dpi)
     kwargs.setdefault("frameon", True)
+    color = u.fit_time_key(fit) if color is None else color
+    # scvelo's own colour bar is a small unlabelled inset; a numeric colour gets a full-height, labelled one
+    own_colorbar = "colorbar" not in kwargs and u.cell_colors(adata, color).kind == "numeric"
+    if own_colorbar:
+        kwargs["colorbar"] = False
     with warnings.catch_warnings():
         # scvelo 0.3 indexes a pandas Series by position; the deprecation is scvelo's, not the user's
         warnings.filterwarnings("ignore", message="Series.__getitem__ treating keys", category=FutureWarning)
         scv.pl.velocity_embedding_stream(
-            view, basis=b.name, vkey=vkey, V=velocity, color=u.fit_time_key(fit) if color is None else color,
-            color_map=cmap, palette=palette, density=density, xlabel=b.labels[0], ylabel=b.labels[1],
-            title="velocity" if title is None else title, ax=axes[0], show=False, **kwargs,
+            view, basis=b.name, vkey=vkey, V=velocity, color=color, color_map=cmap, palette=palette, density=density,
+            xlabel=b.labels[0], ylabel=b.labels[1], title="velocity" if title is None else title, ax=axes[0],
+            show=False, **kwargs,
         )  # fmt: skip
+    if own_colorbar:
+        _colorbar(fig, axes[0], color, is_time=color == u.fit_time_key(fit))
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
+
+
+def _colorbar(fig: Figure, ax: Axes, label: str, *, is_time: bool) -> None:
+    """Add a labelled colour bar beside ``ax`` for the cells scvelo coloured by a numeric column."""
+    cells = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_array() is not None]
+    if not cells:
+        return
+    cbar = fig.colorbar(cells[0], ax=ax, label=label, shrink=0.8, pad=0.02)
+    cbar.solids.set_alpha(1.0)  # scvelo draws the cells translucent; the scale should not be
+    if is_time:
+        u.time_ticks(cbar, np.asarray(cells[0].get_array(), dtype=np.float64))
 
 
 def _velocity(adata, keys: Keys, b: u.Basis) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +21,12 @@ _PHASES = ("pretrain", "refine", "least_action", "score", "joint")
 #: ``logy=None`` uses a log axis when the positive losses of a panel span at least this factor.
 _LOG_SPAN = 5.0
 
+#: Reference columns of :func:`ruotools.tl.evaluate` drawn on the W1 panel (the floor first).
+_W1_REFERENCES = ("W1_floor", "W1_nearest")
+
+#: Title of the W1 legend below the panels: how to read W1 against its references.
+_W1_NOTE = "W1 panel: a good fit lies near the sampling floor, well below no motion"
+
 _METRIC_LABELS = {
     "W1": "W1 (fitted-space units)",
     "W2": "W2 (fitted-space units)",
@@ -35,6 +42,7 @@ def history(
     *,
     phases: Sequence[str] | None = None,
     logy: bool | None = None,
+    note: bool = True,
     palette=("#1f4e79", "#d1495b"),
     ncols: int | None = None,
     key_added: str = "ruot",
@@ -55,6 +63,23 @@ def history(
     and whose states are never kept) have no validation loss and are shaded. The
     y-axis is logarithmic where every value is positive.
 
+    **The two curves are different quantities**, so compare each curve's trend, not their levels:
+
+    * *training* is the phase's objective, averaged over the epoch's mini-batches of training cells:
+      the weighted sum of the transport cost, the mass terms and the phase's other terms (action,
+      score matching …), in standardised units;
+    * *validation* is one score on cells held back from training (``train_size``), the same in
+      every phase but ``score``: the mean over intervals of the W2 distance between the predicted
+      and the held-back cells plus 5 × the relative error of the predicted population size; in the
+      ``score`` phase, the score-matching loss on held-back cells. It picks the state that is
+      kept (starred) and decides early stopping.
+
+    A panel's title says why the phase ended: ``(early stopping)`` — the validation score stopped
+    improving for ``patience`` epochs; ``(max epochs)`` — the phase ran all of its ``max_epochs``
+    without early stopping, so its validation score may still have been improving (a larger
+    ``max_epochs`` for that phase may help); ``(skipped)`` — ``max_epochs`` was 0. A note below
+    the panels repeats this (``note=False`` leaves it out).
+
     Parameters
     ----------
     adata : anndata.AnnData
@@ -65,6 +90,9 @@ def history(
     logy : bool or None
         Logarithmic y-axis; ``None`` uses one on panels whose values are all positive and span at least a
         factor of 5 (a narrower range reads better on a linear axis).
+    note : bool
+        Write, below the panels, what the two curves are and what the titles' reasons mean (only in a
+        figure this function creates, not into given ``ax``).
     palette : sequence of two colors
         Colours of the training and validation curves.
     ncols : int or None
@@ -108,7 +136,12 @@ def history(
         if missing:
             raise KeyError(f"Phase(s) {missing} not in the training history (stored: {list(hist)}).")
     train_color, val_color = palette
-    fig, axes, ax_given = u.make_panels(len(phases), ax=ax, figsize=figsize, dpi=dpi, ncols=ncols,
+    n_cols = min(len(phases), 5) if ncols is None else max(1, min(int(ncols), len(phases)))
+    text = _history_note(n_cols) if note and ax is None else None
+    if figsize is None and text is not None:  # the panels' default size, plus the note's lines
+        n_rows = -(-len(phases) // n_cols)
+        figsize = (3.6 * n_cols + 0.8, 3.0 * n_rows + 0.18 * (text.count("\n") + 1))
+    fig, axes, ax_given = u.make_panels(len(phases), ax=ax, figsize=figsize, dpi=dpi, ncols=n_cols,
                                         panel_size=(3.6, 3.0))  # fmt: skip
     defaults = []
     for a, phase in zip(axes, phases, strict=True):
@@ -136,20 +169,33 @@ def history(
             a.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
             a.yaxis.set_minor_formatter(mticker.NullFormatter())
         a.set_xlabel("epoch")
-        a.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+        a.set_xlim(0.5, max(len(loss), len(val), 1) + 0.5)
+        a.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, min_n_ticks=1))
         a.set_ylabel("loss")
         a.grid(alpha=0.3, lw=0.5, which="both")
         a.legend(frameon=False, fontsize="small")
         defaults.append(_phase_title(phase, rec.get("stopped")))
     u.set_titles(fig, axes, title, defaults, ax_given=ax_given)
+    if text is not None:
+        fig.supxlabel(text, fontsize="small", color="0.25")
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
+
+
+def _history_note(n_cols: int) -> str:
+    """Return the note below :func:`history`'s panels, wrapped to the width of ``n_cols`` panels."""
+    text = (
+        "Training loss (training batches) and validation score (held-back cells: W2 + 5 × mass error; score "
+        "phase: score matching) are different quantities: compare trends, not levels. ★ = the state kept. "
+        "(max epochs): every epoch ran, no early stop; more epochs may help."
+    )
+    return textwrap.fill(text, 62 * n_cols)
 
 
 def _phase_title(phase: str, stopped) -> str:
     """Panel title such as ``"pretrain (early stopping)"`` from the stored reason the phase stopped."""
     if not isinstance(stopped, str) or not stopped:
         return str(phase)
-    return f"{phase} ({stopped.split(':')[0].replace('_', ' ').strip()})"
+    return f"{phase} ({stopped.split(':')[0].split(';')[0].replace('_', ' ').strip()})"
 
 
 @u.doc_params
@@ -157,6 +203,7 @@ def metrics(
     adata,
     *,
     metrics: Sequence[str] | None = None,
+    references: bool = True,
     color="#1f4e79",
     ncols: int | None = None,
     key_added: str = "ruot",
@@ -176,6 +223,12 @@ def metrics(
     (:func:`ruotools.tl.evaluate`), against time; with error bars (± one standard deviation) when the
     evaluation had several repeats.
 
+    The W1 panel carries the two references of :func:`ruotools.tl.evaluate` when they are stored,
+    which give W1 a scale: the **sampling floor** ``W1_floor`` (grey band: W1 between two random
+    halves of the observed cells, the distance due to sampling alone) and **no motion**
+    ``W1_nearest`` (dashed: W1 between the previous snapshot and this one, the error of predicting
+    no change). A good fit lies near the floor, well below no motion; the legend says so.
+
     Parameters
     ----------
     adata : anndata.AnnData
@@ -183,6 +236,9 @@ def metrics(
     metrics : sequence of str or None
         Metrics to draw, among ``"W1"``, ``"W2"``, ``"TMV"``, ``"RME"`` and ``"action"``; default
         ``W1``, ``W2``, ``TMV`` and, when stored, ``action``.
+    references : bool
+        Draw the references ``W1_floor`` and ``W1_nearest`` on the W1 panel (when stored; an evaluation
+        by ruotools < 0.2 has none).
     color : color
         Colour of the lines.
     ncols : int or None
@@ -229,20 +285,52 @@ def metrics(
     t = np.asarray(table["time"], dtype=np.float64)
     fig, axes, ax_given = u.make_panels(len(names), ax=ax, figsize=figsize, dpi=dpi, ncols=ncols,
                                         panel_size=(3.4, 3.0))  # fmt: skip
+    legend = None
     for a, m in zip(axes, names, strict=True):
         y = np.asarray(table[m], dtype=np.float64)
         std = table.get(f"{m}_std")
         std = np.zeros_like(y) if std is None else np.nan_to_num(np.asarray(std, dtype=np.float64))
+        label = "model: predicted cells"
         if np.any(std > 0):
-            a.errorbar(t, y, yerr=std, color=color, marker="o", ms=5, lw=1.5, capsize=3)
+            handle = a.errorbar(t, y, yerr=std, color=color, marker="o", ms=5, lw=1.5, capsize=3, label=label,
+                                zorder=3)  # fmt: skip
         else:
-            a.plot(t, y, color=color, marker="o", ms=5, lw=1.5)
+            (handle,) = a.plot(t, y, color=color, marker="o", ms=5, lw=1.5, label=label, zorder=3)
+        top = y + std
+        if m == "W1" and references and all(k in table for k in _W1_REFERENCES):
+            top = np.concatenate([top, *(np.asarray(table[k], dtype=np.float64) for k in _W1_REFERENCES)])
+            ref_handles, ref_labels = _draw_w1_references(a, t, table)
+            legend = (a, [handle, *ref_handles], [label, *ref_labels])
         a.set_xlabel(u.fit_time_key(fit))
         a.set_ylabel(_METRIC_LABELS.get(m, m))
         a.set_xticks(t)
         a.set_xticklabels([f"{v:g}" for v in t])
-        top = np.nanmax(y + std) if np.isfinite(y).any() else 1.0
+        top = np.nanmax(top) if np.isfinite(top).any() else 1.0
         a.set_ylim(0, 1.12 * top if top > 0 else 1.0)
         a.grid(alpha=0.3, lw=0.5)
+    if legend is not None:
+        a, handles, labels = legend
+        if len(axes) > 1 and not ax_given:  # below the panels: it explains the W1 panel without covering it
+            fig.legend(handles, labels, loc="outside lower center", ncols=3 if len(axes) >= 3 else 1, frameon=False,
+                       fontsize="small", title=_W1_NOTE, title_fontsize="small")  # fmt: skip
+        else:  # inside, above the curves: room made at the top
+            a.set_ylim(0, a.get_ylim()[1] / 1.12 * 1.7)
+            a.legend(handles, labels, loc="upper left", frameon=True, framealpha=0.85, fontsize="small")
     u.set_titles(fig, axes, title, names, ax_given=ax_given)
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
+
+
+def _draw_w1_references(a: Axes, t: np.ndarray, table: Mapping) -> tuple[list, list[str]]:
+    """Draw ``W1_floor`` (band from 0) and ``W1_nearest`` (dashed) on the W1 panel.
+
+    Returns their legend handles (the floor's is its band with its line) and labels.
+    """
+    floor = np.asarray(table["W1_floor"], dtype=np.float64)
+    nearest = np.asarray(table["W1_nearest"], dtype=np.float64)
+    band = a.fill_between(t, 0, floor, color="0.6", alpha=0.25, lw=0, zorder=1)
+    (floor_line,) = a.plot(t, floor, color="0.45", ls="-", lw=1, marker="s", ms=3, zorder=2,
+                           label="sampling floor: two halves of the snapshot")  # fmt: skip
+    (nearest_line,) = a.plot(t, nearest, color="0.25", ls="--", lw=1.2, marker="x", ms=5, zorder=2,
+                             label="no motion: the previous snapshot")  # fmt: skip
+    # the legend shows the band with its line
+    return [(band, floor_line), nearest_line], [floor_line.get_label(), nearest_line.get_label()]

@@ -19,6 +19,12 @@ from . import _utils as u
 #: Range of the line-width factor √(mass / mean mass): very light and very heavy particles stay visible.
 _WIDTH_FACTOR = (0.3, 3.0)
 
+#: A mapped position averages the neighbours within this many typical embedding distances d of the nearest one.
+_RADIUS = 3.0
+
+#: Cells that set the embedding's scale (d, R) of the mapping and of the jump rule.
+_SCALE_CELLS = 2000
+
 
 @u.doc_params
 def trajectories(
@@ -28,13 +34,14 @@ def trajectories(
     color: str | None = None,
     cmap="viridis",
     palette=None,
-    n_trajectories: int | None = None,
+    n_trajectories: int | None = 100,
     trajectory_color="black",
-    linewidth: float = 0.6,
+    linewidth: float = 0.5,
     alpha: float | None = None,
     scale_by_mass: bool = True,
     size: float | None = None,
     n_neighbors: int = 10,
+    max_jump: float | None = 6.0,
     random_state: int = 0,
     key: str | None = None,
     key_added: str = "ruot",
@@ -46,7 +53,7 @@ def trajectories(
     save: str | Path | None = None,
     return_fig: bool = False,
 ) -> Axes | Figure | None:
-    """Plot the simulated trajectories over the observed cells.
+    r"""Plot the simulated trajectories over the observed cells.
 
     The observed cells are drawn coloured by time (or any ``color``), the particles simulated by
     :func:`ruotools.tl.simulate` on top of them as lines, one per particle, from a marked start to a
@@ -55,10 +62,28 @@ def trajectories(
     [0.3, 3]; end markers have an area proportional to it. Whatever was stored is drawn: an SDE or
     an ODE simulation, from any start cells.
 
+    By default a random subset of 100 particles is drawn, light enough for the cells to stay
+    visible under the bundle.
+
     On the fitted representation (``basis`` ``None`` for a 2-D fit, or the fitted basis) the lines are
     the particles' first two coordinates. On any other 2-D basis (e.g. ``"umap"``) each simulated
-    position is mapped by k-nearest-neighbour regression: the mean embedding coordinates of its
-    ``n_neighbors`` nearest observed cells in the fitted representation.
+    position is mapped by k-nearest-neighbour regression: among its ``n_neighbors`` nearest observed
+    cells in the fitted representation, those whose embedding lies within 3 d of the nearest one's
+    are averaged, where d is the median embedding distance between a cell and its ``n_neighbors``
+    nearest cells in the fitted space (a typical neighbour distance on the embedding). A position
+    then sits among the cells of one region of the embedding, never in the empty space between
+    two islands that its neighbours straddle.
+
+    An embedding such as UMAP can tear apart regions that are close in the fitted space (separate
+    islands), so a short step of a particle can land far away on it. Such a step is not drawn, the
+    line is broken there (a NaN vertex in the particle's path): a step is broken when its length on
+    the embedding exceeds ``max_jump`` × (d + R·\\|Δx\\|), with \\|Δx\\| the step's length in the fitted
+    space and R the median ratio of embedding to fitted-space distance between neighbouring cells,
+    i.e. when it is ``max_jump`` times longer than cells that far apart in the fitted space are on
+    the embedding. The default 6 kept every step of simulations of a count matrix (PCA → UMAP),
+    between observed time points too, and broke the jumps between its islands, about 20 times longer.
+    A particle far from every cell, whose nearest cells switch from one group to another across
+    empty space, is broken the same way.
 
     Parameters
     ----------
@@ -79,20 +104,24 @@ def trajectories(
         Colours of categories: a colormap name, a list, or a dict category → colour; default
         ``uns[f'{color}_colors']`` when present, else tab10/tab20.
     n_trajectories : int or None
-        Draw a random subset of this many particles (all when ``None``).
+        Draw a random subset of this many particles (default 100; all when ``None``).
     trajectory_color : color
         Colour of the lines and markers.
     linewidth : float
         Line width of a particle of mean mass.
     alpha : float or None
         Opacity of a particle of mean mass; ``None`` adapts it to the number N of lines drawn,
-        min(0.6, max(0.08, 6/√N)), so that dense bundles do not hide the cells.
+        min(0.35, max(0.05, 3/√N)) (0.3 for 100 lines), so that dense bundles do not hide the cells.
     scale_by_mass : bool
         Scale width, opacity and end-marker size with the particle's mass; ``False`` draws all alike.
     size : float or None
         Marker area of the cells (default from the number of cells).
     n_neighbors : int
         Neighbours of the kNN regression onto a basis other than the fitted one.
+    max_jump : float or None
+        On a basis other than the fitted one, break a line at a step this many times longer on the
+        embedding than expected from its length in the fitted space (the rule above); ``None`` draws
+        every step.
     random_state : int
         Seed of the ``n_trajectories`` subset.
     key : str or None
@@ -112,7 +141,7 @@ def trajectories(
     matplotlib.axes.Axes or matplotlib.figure.Figure or None
         The figure with ``return_fig=True``; the axes when not shown; else ``None``. The trajectories
         are the :class:`~matplotlib.collections.LineCollection` labelled ``"trajectories"`` (one path
-        per particle).
+        per particle, with a NaN vertex where a jump is broken).
 
     Raises
     ------
@@ -139,8 +168,15 @@ def trajectories(
             raise ValueError(f"`n_trajectories` must be a positive integer, got {n_trajectories!r}.")
         pick = np.sort(np.random.default_rng(random_state).choice(pos.shape[1], n_trajectories, replace=False))
         pos, mass = pos[:, pick], mass[:, pick]
-    lines = pos[..., :2] if b.fitted else _map_to_basis(adata, fit, pos, b.coords, n_neighbors)
-    lines = np.swapaxes(lines, 0, 1)  # (N, T, 2)
+    if max_jump is not None and not (isinstance(max_jump, int | float) and np.isfinite(max_jump) and max_jump > 0):
+        raise ValueError(f"`max_jump` must be a positive number or None, got {max_jump!r}.")
+    if b.fitted:
+        lines = np.swapaxes(pos[..., :2], 0, 1)  # (N, T, 2)
+        paths = list(lines)
+    else:
+        mapped, scale = _map_to_basis(adata, fit, pos, b.coords, n_neighbors)
+        lines = np.swapaxes(mapped, 0, 1)
+        paths = list(lines) if max_jump is None else _break_jumps(lines, np.swapaxes(pos, 0, 1), scale, max_jump)
 
     fig, axes, ax_given = u.make_panels(1, ax=ax, figsize=figsize, dpi=dpi)
     ax0 = axes[0]
@@ -154,13 +190,13 @@ def trajectories(
             u.time_ticks(cbar, spec.values)
 
     n_lines = lines.shape[0]
-    alpha = float(np.clip(6.0 / np.sqrt(max(n_lines, 1)), 0.08, 0.6)) if alpha is None else float(alpha)
+    alpha = float(np.clip(3.0 / np.sqrt(max(n_lines, 1)), 0.05, 0.35)) if alpha is None else float(alpha)
     end_mass = mass[-1]
     rel = end_mass / np.nanmean(end_mass) if scale_by_mass and np.nanmean(end_mass) > 0 else np.ones_like(end_mass)
     factor = np.clip(np.sqrt(np.nan_to_num(rel, nan=0.0)), *_WIDTH_FACTOR)
     rgba = np.tile(mcolors.to_rgba(trajectory_color), (len(factor), 1))
     rgba[:, 3] = np.clip(alpha * factor, 0.05, 1.0)
-    lc = LineCollection(list(lines), linewidths=linewidth * factor, colors=rgba, zorder=2, capstyle="round")
+    lc = LineCollection(paths, linewidths=linewidth * factor, colors=rgba, zorder=2, capstyle="round")
     lc.set_label("trajectories")
     ax0.add_collection(lc)
     t = np.asarray(traj["t"], dtype=np.float64)
@@ -180,11 +216,16 @@ def trajectories(
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
 
 
-def _map_to_basis(adata, fit: Mapping, pos: np.ndarray, emb: np.ndarray, n_neighbors: int) -> np.ndarray:
+def _map_to_basis(
+    adata, fit: Mapping, pos: np.ndarray, emb: np.ndarray, n_neighbors: int
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Map positions ``pos`` (T, N, d) in the fitted representation to the embedding ``emb`` (n_obs, 2).
 
-    Each position gets the mean embedding of its ``n_neighbors`` nearest observed cells (k-nearest-neighbour
-    regression); returns (T, N, 2), NaN for non-finite positions.
+    Each position gets the mean embedding of those of its ``n_neighbors`` nearest observed cells (in the
+    fitted space) whose embedding lies within ``_RADIUS`` × d of the nearest one's. Returns the mapped
+    positions (T, N, 2), NaN for non-finite positions, and the scale ``(d, R)`` of the embedding: d the
+    median embedding distance between a cell and its ``n_neighbors`` nearest cells in the fitted space, R the
+    median ratio of their embedding to fitted-space distances (over at most ``_SCALE_CELLS`` cells).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -195,13 +236,58 @@ def _map_to_basis(adata, fit: Mapping, pos: np.ndarray, emb: np.ndarray, n_neigh
     ok = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(emb), axis=1)
     if ok.sum() == 0:
         raise ValueError("No cell has finite coordinates in both the fitted representation and the basis.")
-    knn = NearestNeighbors(n_neighbors=min(int(n_neighbors), int(ok.sum()))).fit(x[ok])
+    x_ok, emb_ok = x[ok], emb[ok]
+    k = min(int(n_neighbors), len(x_ok))
+    knn = NearestNeighbors(n_neighbors=k).fit(x_ok)
+    scale = _embedding_scale(knn, x_ok, emb_ok, k)
     flat = pos.reshape(-1, pos.shape[2])
     out = np.full((len(flat), 2), np.nan)
     fin = np.flatnonzero(np.all(np.isfinite(flat), axis=1))
-    emb_ok = emb[ok]
     for s in range(0, len(fin), 65536):
         sel = fin[s : s + 65536]
         _, idx = knn.kneighbors(flat[sel])
-        out[sel] = emb_ok[idx].mean(axis=1)
-    return out.reshape(pos.shape[0], pos.shape[1], 2)
+        near = emb_ok[idx]  # (n, k, 2), nearest first
+        keep = np.linalg.norm(near - near[:, :1], axis=2) <= _RADIUS * scale[0]
+        out[sel] = (near * keep[..., None]).sum(axis=1) / keep.sum(axis=1, keepdims=True)
+    return out.reshape(pos.shape[0], pos.shape[1], 2), scale
+
+
+def _embedding_scale(knn, x: np.ndarray, emb: np.ndarray, k: int) -> tuple[float, float]:
+    """Return the scale ``(d, R)`` of the embedding ``emb`` against the fitted space ``x``.
+
+    d is the median embedding distance between cells and their ``k`` nearest cells in the fitted space, R the
+    median ratio of embedding to fitted-space distance of those pairs (over at most ``_SCALE_CELLS`` cells, a
+    fixed random subset).
+    """
+    cells = np.arange(len(x))
+    if len(cells) > _SCALE_CELLS:
+        cells = np.sort(np.random.default_rng(0).choice(cells, _SCALE_CELLS, replace=False))
+    dist, idx = knn.kneighbors(x[cells], n_neighbors=min(k + 1, len(x)))
+    dist, idx = dist[:, 1:], idx[:, 1:]  # without the cell itself
+    d_emb = np.linalg.norm(emb[idx] - emb[cells][:, None], axis=2)
+    pos_emb, pos_x = d_emb[d_emb > 0], dist[dist > 0]
+    d = float(np.median(pos_emb)) if pos_emb.size else 1.0
+    both = (d_emb > 0) & (dist > 0)
+    if both.any():
+        ratio = float(np.median(d_emb[both] / dist[both]))
+    else:
+        ratio = d / float(np.median(pos_x)) if pos_x.size else 1.0
+    return d, ratio
+
+
+def _break_jumps(lines: np.ndarray, pos: np.ndarray, scale: tuple[float, float], max_jump: float) -> list[np.ndarray]:
+    """Return the paths ``lines`` (N, T, 2) broken at their jumps.
+
+    A NaN vertex is inserted into every step longer on the embedding than ``max_jump`` × (d + R·|Δx|), |Δx| the
+    step's length in the fitted space (``pos``, (N, T, d)).
+    """
+    d, ratio = scale
+    step_emb = np.linalg.norm(np.diff(lines, axis=1), axis=2)  # (N, T-1)
+    step_fit = np.linalg.norm(np.diff(pos, axis=1), axis=2)
+    with np.errstate(invalid="ignore"):
+        broken = step_emb > max_jump * (d + ratio * step_fit)
+    paths = []
+    for line, cut in zip(lines, broken, strict=True):
+        at = np.flatnonzero(cut) + 1
+        paths.append(np.insert(line, at, np.nan, axis=0) if at.size else line)
+    return paths

@@ -312,12 +312,37 @@ def scatter_cells(
                                 frameon=False)  # fmt: skip
             else:
                 leg = ax.legend(handles=handles, title=spec.name, loc=legend_loc, frameon=False)
+            leg.set_clip_on(False)  # an unclipped artist counts for the layout and `bbox_inches="tight"`
             ax.add_artist(leg)
         return sc
     return ax.scatter(
         xy[keep, 0], xy[keep, 1], c=default_color, s=s, alpha=alpha, linewidths=0, zorder=zorder,
         rasterized=rasterized,
     )  # fmt: skip
+
+
+def colorbar_extend(*, low: bool = False, high: bool = False) -> str:
+    """``extend`` of a colour bar: an arrow at each end whose values were clipped to the colour range."""
+    return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[
+        (bool(low), bool(high))
+    ]
+
+
+#: Font size of colour-bar labels and tick labels (points): as large as the axis labels, so the text stays
+#: readable when a wide figure is shown scaled down to a notebook's width.
+COLORBAR_FONTSIZE = 10.0
+
+
+def add_colorbar(fig: Figure, mappable, axes, *, label: str, extend: str = "neither", shrink: float = 0.9,
+                 pad: float = 0.02, aspect: float = 25.0):  # fmt: skip
+    """Colour bar of ``mappable`` beside ``axes`` with readable text: label and ticks in ``COLORBAR_FONTSIZE``.
+
+    ``extend`` draws arrows at the clipped ends (see :func:`colorbar_extend`). Returns the colour bar.
+    """
+    cbar = fig.colorbar(mappable, ax=axes, extend=extend, shrink=shrink, pad=pad, aspect=aspect)
+    cbar.set_label(label, fontsize=COLORBAR_FONTSIZE)
+    cbar.ax.tick_params(labelsize=COLORBAR_FONTSIZE)
+    return cbar
 
 
 def time_ticks(cbar, values: np.ndarray, max_ticks: int = 10) -> None:
