@@ -26,6 +26,11 @@ def hill():
     return datasets.regulatory_network(n_genes=6, hill=True, n_cells0=300, random_state=2)
 
 
+@pytest.fixture(scope="module")
+def bifurcating():
+    return datasets.bifurcating_network(random_state=0)
+
+
 def _functions(adata):
     """The truth functions of a simulated AnnData, bound to its stored description."""
     truth = adata.uns["truth"]
@@ -123,8 +128,9 @@ def test_regulatory_layout(linear):
         lambda seed: datasets.regulatory_network(
             n_genes=4, hill=True, n_cells0=100, times=(0, 1), counts=True, n_count_genes=12, random_state=seed
         ),
+        lambda seed: datasets.bifurcating_network(n_noise_genes=0, n_cells0=100, times=(0, 1), random_state=seed),
     ],
-    ids=["three_gene", "linear", "hill_counts"],
+    ids=["three_gene", "linear", "hill_counts", "bifurcating"],
 )
 def test_same_seed_same_data(make):
     a, b, c = make(3), make(3), make(4)
@@ -140,7 +146,7 @@ def test_same_seed_same_data(make):
 # ---------------------------------------------------------------- truth against its own functions
 
 
-@pytest.mark.parametrize("name", ["three", "linear", "hill"])
+@pytest.mark.parametrize("name", ["three", "linear", "hill", "bifurcating"])
 def test_truth_matches_finite_differences(name, request):
     adata = request.getfixturevalue(name)
     drift, jacobian, growth, gradient, rates = _functions(adata)
@@ -236,6 +242,133 @@ def test_three_gene_params_override():
     )
 
 
+# ---------------------------------------------------------------- given networks and the bifurcating preset
+
+
+def test_given_hill_regulation_and_initial_state():
+    cascade = np.array([[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.0, -0.8, 0.7]])  # x1 → x2 ⊣ x3, x3 → x3
+    mean0, std0 = np.array([1.5, 0.5, 1.0]), np.array([0.2, 0.0, 0.1])
+    adata = datasets.regulatory_network(
+        regulation=cascade, hill=True, initial_mean=mean0, initial_std=std0, basal=[0.3, 0.1, 0.2],
+        n_cells0=2000, times=(0, 0.5), random_state=0,
+    )  # fmt: skip
+    truth = adata.uns["truth"]
+    np.testing.assert_array_equal(truth["W"], cascade)
+    assert truth["edges"].tolist() == [[1, 0], [2, 1], [2, 2]]  # the non-zero entries, self-loop included
+    np.testing.assert_array_equal(truth["basal"], [0.3, 0.1, 0.2])
+    np.testing.assert_array_equal(truth["initial_std"], std0)
+    assert adata.uns["dataset"]["params"]["regulation_given"] is True
+    x0 = np.asarray(adata.X, dtype=np.float64)[adata.obs["time"].to_numpy() == 0]
+    np.testing.assert_allclose(x0.mean(axis=0), mean0, atol=0.02)
+    np.testing.assert_allclose(x0.std(axis=0), std0, atol=0.01)
+    np.testing.assert_array_equal(x0[:, 1], np.float32(0.5))  # sd 0: every cell at the mean
+    # the given basal production enters the drift: u = b − decay·x for a gene without inputs
+    x = _latent(adata)
+    np.testing.assert_allclose(adata.obsm["true_drift"][:, 0], 0.3 - truth["decay"] * x[:, 0], atol=1e-12)
+
+
+def test_given_linear_regulation_is_used_as_it_is():
+    w = np.array([[0.0, 2.0], [2.0, 0.0]])  # eigenvalue 2 > decay / 2: a random network would be scaled down
+    adata = datasets.regulatory_network(regulation=w, initial_mean=[1.0, -1.0], n_cells0=100, times=(0, 0.2))
+    np.testing.assert_array_equal(adata.uns["truth"]["W"], w)
+    decay = adata.uns["truth"]["decay"]
+    np.testing.assert_allclose(adata.obsm["true_jacobian"][0], w - decay * np.eye(2))
+
+
+def test_bifurcating_network_structure(bifurcating):
+    truth = bifurcating.uns["truth"]
+    w = truth["W"]
+    assert bifurcating.shape[1] == 8
+    assert truth["model"] == "hill"
+    assert bifurcating.uns["dataset"]["name"] == "bifurcating_network"
+    assert w[0, 0] > 0
+    assert w[1, 1] > 0
+    assert w[0, 1] < 0
+    assert w[1, 0] < 0
+    assert np.all(w[[2, 3], 0] > 0)
+    assert np.all(w[[4, 5], 1] > 0)
+    assert np.count_nonzero(w) == 8
+    assert not np.any(w[6:])
+    assert not np.any(w[:, 6:])
+    assert truth["growth_genes"].tolist() == [0]
+    # the progenitor state is a steady state and a saddle, unstable only along x1 − x2
+    mean0 = truth["initial_mean"]
+    np.testing.assert_allclose(sim.regulatory_drift(mean0, truth), 0.0, atol=1e-12)
+    values, vectors = np.linalg.eig(sim.regulatory_jacobian(mean0, truth)[0])
+    unstable = np.flatnonzero(values.real > 0)
+    assert len(unstable) == 1
+    direction = vectors[:, unstable[0]].real
+    np.testing.assert_allclose(direction[0], -direction[1], atol=1e-9)  # x1 − x2 (downstream genes follow)
+    assert abs(direction[0]) > 0.3
+    np.testing.assert_allclose(direction[6:], 0.0, atol=1e-12)
+    np.testing.assert_allclose(truth["growth_center"], [1.0], atol=0.05)  # growth switches at the saddle
+    assert datasets.bifurcating_network(n_noise_genes=0, n_cells0=50, times=(0, 1)).shape[1] == 6
+
+
+def test_bifurcating_network_splits_into_lineages_that_grow_differently(bifurcating):
+    obs, x = bifurcating.obs, _latent(bifurcating)
+    t, g, lineage = obs["time"].to_numpy(), obs["true_growth"].to_numpy(), obs["lineage"].to_numpy()
+    assert np.all(lineage[t == 0] == "progenitor")
+    late = t == 4
+    assert np.mean(lineage[late] != "progenitor") > 0.9
+    one, two = late & (lineage == "x1"), late & (lineage == "x2")
+    assert one.sum() >= 50
+    assert two.sum() >= 50
+    assert np.all(x[one][:, [2, 3]].mean(axis=0) > 0.7)
+    assert np.all(x[two][:, [2, 3]].mean(axis=0) < 0.2)
+    assert np.all(x[two][:, [4, 5]].mean(axis=0) > 0.7)
+    assert np.all(x[one][:, [4, 5]].mean(axis=0) < 0.2)
+    assert g[one].mean() > 0.4
+    assert g[two].mean() < -0.2
+    assert min(g[t == s].std() for s in (1, 2, 3, 4)) >= 0.1
+    share = [np.mean(lineage[t == s] == "x1") / np.mean(lineage[t == s] != "progenitor") for s in (2, 3, 4)]
+    assert share[0] < share[1] < share[2]  # the growing lineage takes over
+
+
+def _w1(a, b):
+    import ot
+
+    return float(ot.emd2(np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b)), ot.dist(a, b, metric="euclidean")))
+
+
+def _uniform_growth_twin(make):
+    """W1 between each snapshot and the uniform-growth twin's, and the sampling floor, per time."""
+    adata = make()
+    truth = adata.uns["truth"]
+    mean_rate = truth["expected_log_mass"][-1] / (truth["times"][-1] - truth["times"][0])
+    twin = make(growth_coef=0.0, growth_base=float(mean_rate))
+    assert np.all(twin.obs["true_growth"] == mean_rate)
+    log_ratio = np.log(twin.uns["truth"]["population_size"][-1] / truth["population_size"][-1])
+    assert abs(log_ratio) < 0.2  # the twin grows as much, uniformly
+    rng = np.random.default_rng(0)
+    t, t_twin = adata.obs["time"].to_numpy(), twin.obs["time"].to_numpy()
+    x, x_twin = _latent(adata), _latent(twin)
+    twin_w1, floor = {}, {}
+    for s in truth["times"][1:]:
+        snap = x[t == s]
+        half = rng.permutation(len(snap))
+        floor[s] = _w1(snap[half[: len(snap) // 2]], snap[half[len(snap) // 2 :]])
+        twin_w1[s] = _w1(snap, x_twin[t_twin == s])
+    return twin_w1, floor
+
+
+def test_growth_between_lineages_is_identifiable_from_snapshots():
+    """The bifurcating preset's snapshots differ from its uniform-growth twin's well above the sampling floor."""
+    twin_w1, floor = _uniform_growth_twin(lambda **kw: datasets.bifurcating_network(random_state=0, **kw))
+    for s in (2.0, 3.0, 4.0):
+        assert twin_w1[s] > 1.5 * floor[s], (s, twin_w1[s], floor[s])
+
+
+def test_growth_of_the_linear_network_is_not_identifiable_from_snapshots():
+    """Default linear network: a near-Gaussian cloud, whose linear-ish growth acts like a drift.
+
+    Its snapshots are as close to its uniform-growth twin's as two halves of one snapshot are to each other.
+    """
+    twin_w1, floor = _uniform_growth_twin(lambda **kw: datasets.regulatory_network(random_state=0, **kw))
+    for s in (1.0, 2.0, 3.0, 4.0):
+        assert twin_w1[s] < 1.15 * floor[s], (s, twin_w1[s], floor[s])
+
+
 # ---------------------------------------------------------------- h5ad
 
 
@@ -245,8 +378,9 @@ def test_three_gene_params_override():
         lambda: datasets.three_gene_network(n_cells0=100, times=(0, 1, 2), random_state=0),
         lambda: datasets.regulatory_network(n_genes=5, hill=True, n_cells0=100, times=(0, 1), random_state=0),
         lambda: datasets.regulatory_network(n_genes=5, n_cells0=100, counts=True, n_count_genes=20, random_state=0),
+        lambda: datasets.bifurcating_network(n_cells0=100, times=(0, 1), random_state=0),
     ],
-    ids=["three_gene", "hill", "linear_counts"],
+    ids=["three_gene", "hill", "linear_counts", "bifurcating"],
 )
 def test_h5ad_round_trip(make, tmp_path):
     adata = make()
@@ -324,6 +458,18 @@ def test_counts_option():
         (datasets.regulatory_network, {"sample_fraction": 0.0}, "sample_fraction"),
         (datasets.regulatory_network, {"n_count_genes": 0}, "n_count_genes"),
         (datasets.regulatory_network, {"growth_coef": 100.0, "n_cells0": 50, "times": (0, 1)}, "too fast"),
+        (datasets.regulatory_network, {"regulation": np.zeros((3, 2))}, "square"),
+        (datasets.regulatory_network, {"regulation": [[0.0, np.nan], [1.0, 0.0]]}, "finite"),
+        (datasets.regulatory_network, {"regulation": "W"}, "regulation"),
+        (datasets.regulatory_network, {"regulation": np.zeros((3, 3)), "n_genes": 4}, "n_genes"),
+        (datasets.regulatory_network, {"regulation": np.zeros((3, 3)), "n_edges": 2}, "n_edges"),
+        (datasets.regulatory_network, {"n_genes": 3, "initial_mean": [1.0, 2.0]}, "initial_mean"),
+        (datasets.regulatory_network, {"n_genes": 3, "initial_std": -0.1}, "initial_std"),
+        (datasets.regulatory_network, {"n_genes": 3, "initial_mean": [0.0, np.inf, 1.0]}, "initial_mean"),
+        (datasets.regulatory_network, {"basal": 0.2}, "hill=True"),
+        (datasets.regulatory_network, {"hill": True, "basal": -0.2}, "basal"),
+        (datasets.bifurcating_network, {"n_noise_genes": -1}, "n_noise_genes"),
+        (datasets.bifurcating_network, {"growth_genes": (9,)}, "growth_genes"),
     ],
 )
 def test_bad_arguments_raise_value_error(make, kwargs, match):
@@ -333,7 +479,13 @@ def test_bad_arguments_raise_value_error(make, kwargs, match):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"n_genes": 2.5}, "n_genes"), ({"hill": "yes"}, "hill"), ({"sigma": "0.1"}, "sigma")],
+    [
+        ({"n_genes": 2.5}, "n_genes"),
+        ({"hill": "yes"}, "hill"),
+        ({"sigma": "0.1"}, "sigma"),
+        ({"initial_std": "0.1"}, "initial_std"),
+        ({"hill": True, "basal": True}, "basal"),
+    ],
 )
 def test_bad_argument_types_raise_type_error(kwargs, match):
     with pytest.raises(TypeError, match=match):

@@ -6,9 +6,10 @@ Every loader returns a new :class:`~anndata.AnnData` with
 * ``obs['time']``: the time point of each cell (``float64``);
 * ``uns['dataset']``: a dict with ``name``, ``description`` and ``source``.
 
-The simulators with ground truth, :func:`three_gene_network` and :func:`regulatory_network`, also
-store each cell's true growth rate (``obs['true_growth']``), drift (``obsm['true_drift']``) and drift
-Jacobian (``obsm['true_jacobian']``), and the model in ``uns['truth']``.
+The simulators with ground truth, :func:`three_gene_network`, :func:`regulatory_network` and its
+preset :func:`bifurcating_network`, also store each cell's true growth rate (``obs['true_growth']``),
+drift (``obsm['true_drift']``) and drift Jacobian (``obsm['true_jacobian']``), and the model in
+``uns['truth']``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._load import _load
-from ._simulators import regulatory_network, three_gene_network
+from ._simulators import bifurcating_network, regulatory_network, three_gene_network
 from ._synthetic import synthetic_branching
 
 #: dimensions offered by :func:`gaussian_mixture`
@@ -27,6 +28,7 @@ GAUSSIAN_DIMS = (10, 20, 50, 100)
 NOISE_STD = 0.0707
 
 __all__ = [
+    "bifurcating_network",
     "gaussian_mixture",
     "mouse_hematopoiesis",
     "regulatory_network",

@@ -13,6 +13,8 @@ import pandas as pd
 
 from ._branching import check_fraction, check_real, check_times, simulate_population, stack
 from ._regulatory import (  # noqa: F401  (re-exported truth functions)
+    bifurcating_network,
+    bifurcation_model,
     regulatory_drift,
     regulatory_growth,
     regulatory_growth_gradient,
