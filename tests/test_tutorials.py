@@ -28,8 +28,8 @@ def _code(nb) -> list[str]:
     return [cell.source for cell in nb.cells if cell.cell_type == "code"]
 
 
-def test_the_four_tutorials_are_there():
-    assert IDS == ["01_quickstart", "02_hematopoiesis", "03_raw_anndata", "04_practical_guide"]
+def test_the_tutorial_list():
+    assert IDS == ["01_quickstart", "02_hematopoiesis", "03_raw_anndata", "04_practical_guide", "05_interpretation"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -252,7 +252,7 @@ def growth_genes(
         raise ValueError(f"Every growth gradient of {label!r} is zero: the fitted growth rate does not vary.")
 
     if figsize is None and ax is None:
-        figsize = (5.2, max(2.6, 1.3 + 0.26 * len(shown)))
+        figsize = (6.4, max(2.6, 1.3 + 0.26 * len(shown)))
     fig, axes, ax_given = u.make_panels(1, ax=ax, figsize=figsize, dpi=dpi)
     a = axes[0]
     y = np.arange(len(shown))[::-1]
@@ -261,9 +261,11 @@ def growth_genes(
     a.axvline(0.0, color="black", linewidth=0.8)
     a.set_ylim(-0.6, len(shown) - 0.4)
     a.set_xlabel("mean ∂g/∂gene\n(log-mass per unit time per unit expression)")
+    # right of the axes: inside, bars of one sign fill the whole height and the legend would cover them
+    signs = ((_RAISES, "raises growth", grad[shown] > 0), (_LOWERS, "lowers growth", grad[shown] < 0))
     a.legend(
-        handles=[Patch(color=_RAISES, label="raises growth"), Patch(color=_LOWERS, label="lowers growth")],
-        loc="best", frameon=False, fontsize=9,
+        handles=[Patch(color=c, label=text) for c, text, present in signs if present.any()],
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, fontsize=9,
     )  # fmt: skip
     n_cells = int(rows["n_cells"].iloc[0]) if "n_cells" in rows else None
     cells = f" ({n_cells} cells)" if n_cells is not None else ""
