@@ -20,9 +20,11 @@ def fitted(adata, key_added: str, model: RUOTModel | None) -> tuple[RUOTModel, n
         model = RUOTModel.from_adata(adata, key_added)
     use_rep = model.use_rep
     x, _, _ = val.resolve_rep(adata, use_rep, None)
-    if x.shape[1] < model.n_dims:
-        raise ValueError(f"The representation {use_rep!r} has {x.shape[1]} columns; the model needs {model.n_dims}.")
-    x = x[:, : model.n_dims]
+    # a stand-in model (e.g. an analytic field given to rt.tl.jacobian) may use every column
+    n_dims = int(getattr(model, "n_dims", x.shape[1]))
+    if x.shape[1] < n_dims:
+        raise ValueError(f"The representation {use_rep!r} has {x.shape[1]} columns; the model needs {n_dims}.")
+    x = x[:, :n_dims]
     t = val.resolve_time(adata, model.time_key)
     valid = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
     return model, x, t, valid

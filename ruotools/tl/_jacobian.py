@@ -18,6 +18,7 @@ from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
 from ..model import RUOTModel
+from ._common import fitted
 
 #: Values of per-cell derivatives held at once (cells × d × d): bounds the memory of one chunk.
 _VALUES_PER_CHUNK = 2_000_000
@@ -74,14 +75,8 @@ def select(adata, *, key_added: str, model, groupby, time, pcs_key: str, need: s
                 f"`model` must be a RUOTModel, or an object with a `{need}(x, t)` method (NumPy in and out) and "
                 f"`use_rep` / `time_key` attributes naming its coordinates and time column; it lacks {missing}."
             )
-    use_rep, time_key = str(model.use_rep), str(model.time_key)
-    x, _, _ = val.resolve_rep(adata, use_rep, None)
-    n_dims = int(getattr(model, "n_dims", x.shape[1]))
-    if x.shape[1] < n_dims:
-        raise ValueError(f"The representation {use_rep!r} has {x.shape[1]} columns; the model needs {n_dims}.")
-    x = x[:, :n_dims]
-    t = val.resolve_time(adata, time_key)
-    cells = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
+    model, x, t, cells = fitted(adata, key_added, model)
+    use_rep, time_key, n_dims = str(model.use_rep), str(model.time_key), x.shape[1]
     params: dict = {"key_added": key_added, "use_rep": use_rep}
     if time is not None:
         wanted = val.time_points(time, "time")
