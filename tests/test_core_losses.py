@@ -55,6 +55,19 @@ def test_mass_loss_matches_brute_force_count(n, m, total):
         assert float(tot) == pytest.approx(exp_tot, rel=1e-10)
 
 
+def test_mass_loss_without_local_term_keeps_the_total_and_skips_the_search(monkeypatch):
+    rng = np.random.default_rng(3)
+    x, y = torch.tensor(rng.normal(size=(20, 2))), torch.tensor(rng.normal(size=(35, 2)))
+    log_mass = torch.tensor(np.log(rng.uniform(0.5, 1.5, 20) / 20))
+    local, tot = mass_loss(x, log_mass, y, 1.3)
+    assert float(local) > 0
+    monkeypatch.setattr(torch, "cdist", lambda *a, **k: pytest.fail("nearest-particle search without a local term"))
+    none, tot_only = mass_loss(x, log_mass, y, 1.3, local=False)
+    assert float(none) == 0.0
+    expected = _brute_force_mass_loss(x.numpy(), log_mass.numpy(), y.numpy(), 1.3)[1]
+    assert float(tot_only) == float(tot) == pytest.approx(expected)
+
+
 def test_mass_loss_is_zero_when_masses_equal_targets():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 2))

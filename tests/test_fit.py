@@ -319,6 +319,30 @@ def test_evaluate_w1_references_are_data_only_and_reproducible(gene_fitted):
     assert (full[refs] > 0).all().all()
 
 
+def test_evaluate_references_are_computed_once_per_data_set(gene_fitted, monkeypatch):
+    from ruotools.tl import _evaluate
+
+    adata, _ = gene_fitted
+    calls = []
+    compute = _evaluate._compute_references
+    monkeypatch.setattr(_evaluate, "_REFERENCE_CACHE", type(_evaluate._REFERENCE_CACHE)())
+    monkeypatch.setattr(_evaluate, "_compute_references", lambda *a: calls.append(a) or compute(*a))
+    first = rt.tl.evaluate(adata, stochastic=False, max_cells=150)
+    again = rt.tl.evaluate(adata, stochastic=False, max_cells=150)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first, again)
+    # the cached arrays are not handed out: changing a result leaves the next one intact
+    _evaluate._references(*calls[0])["W1_floor"][:] = -1.0
+    assert (rt.tl.evaluate(adata, stochastic=False, max_cells=150)["W1_floor"] > 0).all()
+    # another seed, another max_cells, or other coordinates: computed anew
+    rt.tl.evaluate(adata, stochastic=False, max_cells=150, random_state=1)
+    rt.tl.evaluate(adata, stochastic=False, max_cells=100)
+    moved = adata.copy()
+    moved.X = np.asarray(moved.X) + 1e-9
+    rt.tl.evaluate(moved, stochastic=False, max_cells=150)
+    assert len(calls) == 4
+
+
 def test_evaluate_w1_floor_is_nan_for_a_single_cell(gene_fitted):
     adata, model = gene_fitted
     t = adata.obs["time"].to_numpy()

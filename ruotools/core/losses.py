@@ -15,7 +15,7 @@ from .rng import draw_device
 
 
 def mass_loss(
-    x: torch.Tensor, log_mass: torch.Tensor, y: torch.Tensor, total: float
+    x: torch.Tensor, log_mass: torch.Tensor, y: torch.Tensor, total: float, local: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Local and total mass mismatch at one snapshot.
 
@@ -35,18 +35,21 @@ def mass_loss(
         Observed cells (m, d).
     total
         Observed population size at this time relative to t0.
+    local
+        Compute the local term; ``False`` returns zero for it (no nearest-particle search).
     """
     n = len(x)
+    w = torch.exp(log_mass)
+    tot = ((w.sum() - total) / total).pow(2)
+    if not local:
+        return tot.new_zeros(()), tot
     with torch.no_grad():
         nearest = torch.cdist(y, x.detach()).argmin(dim=1)
         # a scatter-add, not bincount, whose output size (read from the data) costs a sync on a GPU
         ones = torch.ones_like(nearest, dtype=x.dtype)
         counts = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(0, nearest, ones)
         target = total * counts / len(y)
-    w = torch.exp(log_mass)
-    local = ((n / total) * (w - target)).pow(2).mean()
-    tot = ((w.sum() - total) / total).pow(2)
-    return local, tot
+    return ((n / total) * (w - target)).pow(2).mean(), tot
 
 
 def score_matching_loss(

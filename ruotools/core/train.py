@@ -130,7 +130,6 @@ class _Trainer:
         # the least-action flavor matches the total mass only (METHOD_LEAST_ACTION.md §4); so does any
         # flavor in high dimensions, where nearest-particle counts say little (TrainConfig)
         use_local = cfg.flavor == "deepruot" and self.data.dim <= cfg.local_mass_max_dim
-        local_weight = cfg.lambda_mass if use_local else 0.0
         problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(xs, log_masses, ys, strict=True)]
         total = 0.0
         losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon)
@@ -138,8 +137,8 @@ class _Trainer:
             total = total + cfg.lambda_ot * lo
             parts["ot"] += lo.detach() / self.K
             if use_mass:
-                local, tot = mass_loss(x, ell, y, mass)
-                total = total + local_weight * local + cfg.lambda_total_mass * tot
+                local, tot = mass_loss(x, ell, y, mass, local=use_local)
+                total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
                 parts["mass"] += (local + tot).detach() / self.K
         return total / self.K, parts
 
