@@ -12,11 +12,16 @@ For each simulator (data seed 0) and fit seed, with default settings of the chos
   (|J| ≥ 0.05, the diagonal included), averaged over the lineage × time groups;
 * growth drivers: the rank of the true growth gene in ``rt.tl.growth_genes`` (1 = first).
 
+With ``--identifiability``, instead: ``rt.tl.growth_identifiability`` on each simulation (a growth
+fit and a balanced fit, same settings and seed) — does a model without cell-specific growth match
+the snapshots as well?
+
 Usage::
 
     python benchmarks/interpretation.py                       # the three simulations, seeds 0 1 2
     python benchmarks/interpretation.py --flavor var_ruot
     python benchmarks/interpretation.py --datasets regulatory --seeds 0
+    python benchmarks/interpretation.py --identifiability --seeds 0
 """
 
 from __future__ import annotations
@@ -145,13 +150,52 @@ def run_one(name: str, seed: int, flavor: str = "deepruot", fit_kw: dict | None 
     return df
 
 
+def run_identifiability(name: str, seed: int, flavor: str = "deepruot") -> pd.DataFrame:
+    """``rt.tl.growth_identifiability`` on one simulation, with the true growth rate's spread per time."""
+    import ruotools as rt
+
+    loader, load_kw, _ = DATASETS[name]
+    adata = getattr(rt.datasets, loader)(random_state=0, **load_kw)
+    rt.settings.verbosity = "warning"
+    start = time.perf_counter()
+    table = rt.tl.growth_identifiability(adata, "time", use_rep="X", random_state=seed, flavor=flavor)
+    seconds = time.perf_counter() - start
+    t, true = adata.obs["time"].to_numpy(), adata.obs["true_growth"].to_numpy()
+    table["true_std"] = [true[t == tk].std() for tk in table.index]
+    return table.reset_index().assign(dataset=name, seed=seed, fit_s=seconds)
+
+
+def print_identifiability(df: pd.DataFrame, flavor: str) -> None:
+    """Markdown table of :func:`run_identifiability` rows (one line per dataset, time and seed)."""
+    print(f"\nFlavor {flavor}, default settings (data seed 0).\n")
+    print("| dataset | seed | time | true growth std | W1 growth | W1 balanced | W1 floor | excess | identifiable |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in df.itertuples():
+        print(
+            f"| {row.dataset} | {row.seed} | {row.time:g} | {row.true_std:.3f} | {row.W1_growth:.3f} | "
+            f"{row.W1_balanced:.3f} | {row.W1_floor:.3f} | {row.excess:.2f} | {'yes' if row.identifiable else 'no'} |"
+        )
+    print("\n| dataset | time for both fits (s) |\n|---|---|")
+    for name, sub in df.groupby("dataset", sort=False):
+        print(f"| {name} | {pm(sub.groupby('seed').fit_s.first())} |")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
+    parser.add_argument(
+        "--identifiability", action="store_true", help="run rt.tl.growth_identifiability on each simulation instead"
+    )
     args = parser.parse_args(argv)
+    if args.identifiability:
+        df = run_isolated(functools.partial(run_identifiability, flavor=args.flavor), args.datasets, args.seeds)
+        if args.csv:
+            df.to_csv(args.csv, index=False)
+        print_identifiability(df, args.flavor)
+        return
 
     df = run_isolated(functools.partial(run_one, flavor=args.flavor), args.datasets, args.seeds)
     if args.csv:

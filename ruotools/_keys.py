@@ -103,6 +103,11 @@ class Keys:
         return f"{self.key_added}_growth_gradient"
 
     @property
+    def growth_identifiability(self) -> str:
+        """``uns`` entry of :func:`ruotools.tl.growth_identifiability` results."""
+        return f"{self.key_added}_growth_identifiability"
+
+    @property
     def growth_genes(self) -> str:
         """``uns`` entry of :func:`ruotools.tl.growth_genes` rankings."""
         return f"{self.key_added}_growth_genes"

@@ -7,6 +7,7 @@ from ._fit import fit_ruot
 from ._gene_velocity import gene_velocity
 from ._growth_genes import growth_genes
 from ._holdout import holdout_time
+from ._identifiability import growth_identifiability
 from ._jacobian import jacobian
 from ._landscape import landscape
 from ._simulate import Trajectories, simulate
@@ -21,6 +22,7 @@ __all__ = [
     "fit_ruot",
     "gene_velocity",
     "growth_genes",
+    "growth_identifiability",
     "holdout_time",
     "jacobian",
     "landscape",

@@ -215,7 +215,7 @@ def fit_ruot(
     whether cells grew there or arrived there; RUOT picks the cheapest explanation (the action with
     weight ``alpha`` on growth). Per-cell growth rates are therefore recovered where subpopulations
     that grow differently are far apart (two lineages of the three-gene network:
-    Spearman 0.82–0.94 with the true rate, ``benchmarks/interpretation.py``), and not within one
+    Spearman 0.78–0.96 with the true rate, ``benchmarks/interpretation.py``), and not within one
     unimodal population: for a Gaussian population a growth rate linear in the state,
     g = ḡ + b·(x − μ), changes the density exactly as a constant drift Σb does
     ((b·(x − μ))ρ = −∇·(ρΣb)), so two fits with different growth fields explain the same snapshots.
@@ -223,7 +223,11 @@ def fit_ruot(
     population whose growth follows one gene and of its twin with uniform growth are as close as
     two halves of one snapshot (W1 ratio to the sampling floor 0.93–1.01), and the fitted per-cell
     rates do not follow the true ones there; the population's total growth (``relative_mass``) is
-    always respected.
+    always respected. Nor does a lineage choice: where progenitors split into a growing and a
+    non-growing lineage (:func:`~ruotools.datasets.bifurcating_network`), a balanced model that sends
+    more progenitors into the growing lineage matches the snapshots as well as the growth model. A fit
+    cannot see this by itself; :func:`ruotools.tl.growth_identifiability` checks it for your data
+    with a balanced refit (two fits).
 
     Examples
     --------
