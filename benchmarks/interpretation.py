@@ -175,7 +175,7 @@ def print_identifiability(df: pd.DataFrame, flavor: str) -> None:
             f"| {row.dataset} | {row.seed} | {row.time:g} | {row.true_std:.3f} | {row.W1_growth:.3f} | "
             f"{row.W1_balanced:.3f} | {row.W1_floor:.3f} | {row.excess:.2f} | {'yes' if row.identifiable else 'no'} |"
         )
-    print("\n| dataset | time for both fits (s) |\n|---|---|")
+    print("\n| dataset | time for both fits and evaluations (s) |\n|---|---|")
     for name, sub in df.groupby("dataset", sort=False):
         print(f"| {name} | {pm(sub.groupby('seed').fit_s.first())} |")
 

@@ -53,15 +53,52 @@ def test_growth_between_separate_clusters_is_identifiable():
 def test_uniform_change_is_not_identifiable_and_warns():
     adata = _two_clusters(grow=False)
     with pytest.warns(UserWarning, match="without cell-specific growth matches every snapshot"):
-        table = rt.tl.growth_identifiability(adata, "time", use_rep="X", relative_mass={0: 1, 1: 2, 2: 4}, **FIT)
+        table = rt.tl.growth_identifiability(
+            adata, "time", use_rep="X", relative_mass={0: 1, 1: 2, 2: 4}, key_added="mine", accelerator="cpu", **FIT
+        )
     assert (table["excess"] < 0.25).all()
     assert not table["identifiable"].any()
+    assert list(adata.uns) == ["mine_growth_identifiability"]
 
 
-def test_growth_argument_is_refused_and_threshold_checked():
+def test_an_existing_fit_is_left_alone():
+    adata = _two_clusters(grow=True)
+    rt.tl.fit_ruot(adata, "time", use_rep="X", accelerator="cpu", **FIT)
+    before = adata.copy()
+    rt.tl.growth_identifiability(adata, "time", use_rep="X", alpha=0.5, accelerator="cpu", **FIT)
+    assert set(adata.uns) - set(before.uns) == {"ruot_growth_identifiability"}
+    pd.testing.assert_frame_equal(adata.obs, before.obs)
+    for slot in ("obsm", "layers"):
+        assert set(getattr(adata, slot)) == set(getattr(before, slot))
+        for k in getattr(adata, slot):
+            np.testing.assert_array_equal(getattr(adata, slot)[k], getattr(before, slot)[k])
+    assert adata.uns["ruot"]["params"].keys() == before.uns["ruot"]["params"].keys()
+    for name, value in before.uns["ruot"]["params"].items():
+        np.testing.assert_equal(adata.uns["ruot"]["params"][name], value)
+    state, state_before = adata.uns["ruot"]["model"]["state"], before.uns["ruot"]["model"]["state"]
+    for name in state_before:
+        np.testing.assert_array_equal(state[name], state_before[name])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"growth": False}, TypeError, "`growth`: not accepted by growth_identifiability"),
+        ({"checkpoint_dir": "ckpt", "resume": True}, TypeError, "`checkpoint_dir`, `resume`: not accepted"),
+        ({"key_added": ""}, TypeError, "`key_added` must be a non-empty string"),
+        ({"min_excess": "0.3"}, TypeError, "`min_excess` must be a number"),
+        ({"min_excess": float("nan")}, ValueError, "`min_excess` must be a finite number"),
+        ({"max_cells": 0}, ValueError, "`max_cells` must be an integer ≥ 2"),
+        ({"n_steps_per_unit": -1}, ValueError, "`n_steps_per_unit` must be a finite number > 0"),
+        ({"random_state": -1}, ValueError, "random_state"),
+        ({"use_rep": "X_missing"}, KeyError, "X_missing"),
+    ],
+)
+def test_bad_arguments_fail_before_any_fit(kwargs, error, match, monkeypatch):
+    from ruotools.tl import _identifiability
+
+    monkeypatch.setattr(_identifiability, "fit_ruot", lambda *a, **k: pytest.fail("fitted before checking"))
     adata = _two_clusters(grow=False)
-    with pytest.raises(TypeError, match="`growth` is set by growth_identifiability"):
-        rt.tl.growth_identifiability(adata, "time", growth=False)
-    with pytest.raises(ValueError, match="min_excess"):
-        rt.tl.growth_identifiability(adata, "time", min_excess=float("nan"))
-    assert "ruot_growth_identifiability" not in adata.uns
+    with pytest.raises(error, match=match):
+        rt.tl.growth_identifiability(adata, "time", **kwargs)
+    assert not adata.uns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -19,6 +20,7 @@ _FLOOR_SPLITS = 5
 #: The references of the last few data sets evaluated (they depend on the data only), by content digest.
 _REFERENCE_CACHE: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 _REFERENCE_CACHE_SIZE = 8
+_REFERENCE_LOCK = threading.Lock()
 
 
 def evaluate(
@@ -162,12 +164,17 @@ def _references(
         digest.update(array.tobytes())
     digest.update(f"{max_cells}|{int(random_state)}".encode())
     key = digest.hexdigest()
-    if key not in _REFERENCE_CACHE:
-        _REFERENCE_CACHE[key] = _compute_references(x, t, valid, times, max_cells, random_state)
-        while len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
-            _REFERENCE_CACHE.popitem(last=False)
-    _REFERENCE_CACHE.move_to_end(key)
-    return {name: values.copy() for name, values in _REFERENCE_CACHE[key].items()}
+    with _REFERENCE_LOCK:
+        refs = _REFERENCE_CACHE.get(key)
+        if refs is not None:
+            _REFERENCE_CACHE.move_to_end(key)
+    if refs is None:
+        refs = _compute_references(x, t, valid, times, max_cells, random_state)
+        with _REFERENCE_LOCK:
+            _REFERENCE_CACHE[key] = refs
+            while len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
+                _REFERENCE_CACHE.popitem(last=False)
+    return {name: values.copy() for name, values in refs.items()}
 
 
 def _compute_references(

@@ -224,7 +224,7 @@ def fit_ruot(
     two halves of one snapshot (W1 ratio to the sampling floor 0.93–1.01), and the fitted per-cell
     rates do not follow the true ones there; the population's total growth (``relative_mass``) is
     always respected. Nor does a lineage choice: where progenitors split into a growing and a
-    non-growing lineage (:func:`~ruotools.datasets.bifurcating_network`), a balanced model that sends
+    shrinking lineage (:func:`~ruotools.datasets.bifurcating_network`), a balanced model that sends
     more progenitors into the growing lineage matches the snapshots as well as the growth model. A fit
     cannot see this by itself; :func:`ruotools.tl.growth_identifiability` checks it for your data
     with a balanced refit (two fits).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -11,7 +12,7 @@ from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
 from ._evaluate import evaluate
-from ._fit import fit_ruot
+from ._fit import _check_key, fit_ruot
 
 #: A time point's growth counts as supported by the data when the balanced model's W1 exceeds the
 #: growth model's by this fraction of the sampling floor (benchmarks/README.md, "Interpretation").
@@ -33,7 +34,7 @@ def growth_identifiability(
     r"""Check whether the snapshots need cell-specific growth rates, by a balanced refit.
 
     Snapshots fix how much mass each region gains or loses, not whether cells grew there or
-    arrived there. Two models are fitted on copies of ``adata`` with the same settings and seed
+    arrived there. Two models are fitted on temporary copies of the data, with the same settings and seed
     (``fit_kwargs``): one with growth (as :func:`ruotools.tl.fit_ruot` by default) and one balanced
     (``growth=False``: every cell keeps its mass, so any change in the shape of the population must
     come from transport). Both are scored at every later time point as :func:`ruotools.tl.evaluate`
@@ -42,7 +43,7 @@ def growth_identifiability(
     stands for every such explanation.
 
     If the balanced model matches a snapshot as well as the growth model, differences in growth
-    between cells are not needed to explain it: the rates in ``obs['ruot_growth_rate']`` are then
+    between cells are not needed to explain it: a fit's rates (``obs['ruot_growth_rate']``) are then
     the choice of the fit's prior (the weight ``alpha`` of growth against transport), not something
     the data show, and a different split between growth and fate bias fits equally well. The
     population's total growth (``relative_mass``) is not in question here.
@@ -50,20 +51,25 @@ def growth_identifiability(
     Parameters
     ----------
     adata
-        Annotated data. Read: ``obs[time_key]`` and the representation; ``adata`` is not refitted,
-        only copies (the refits' info messages are not printed; their warnings are).
+        Annotated data. Read: ``obs[time_key]`` and the representation; ``adata`` is not refitted:
+        the fits run on temporary AnnData objects holding only these (their info messages are not
+        printed; their warnings are). Written: the table in ``uns``, nothing else.
     time_key
         ``obs`` column with the time points.
     min_excess
         A time point's growth counts as identifiable when
         ``(W1_balanced − W1_growth) / W1_floor ≥ min_excess``.
     stochastic, n_steps_per_unit, max_cells, random_state
-        As for :func:`ruotools.tl.evaluate`; ``random_state`` also seeds both fits.
+        As for :func:`ruotools.tl.evaluate` (``max_cells`` default 5,000 here); ``random_state`` also
+        seeds both fits.
     key_added
-        The table is stored in ``adata.uns[f"{key_added}_growth_identifiability"]``.
+        The table is stored in ``adata.uns[f"{key_added}_growth_identifiability"]``; the fits are
+        not stored.
     **fit_kwargs
-        Passed to both fits (e.g. ``use_rep``, ``flavor``, ``alpha``, ``relative_mass``); not
-        ``growth``.
+        Passed to both fits (e.g. ``use_rep``, ``n_dims``, ``flavor``, ``alpha``, ``sigma``,
+        ``relative_mass``): pass the settings of the fit whose growth rates you want to read, since
+        the answer is about fits with these settings. Not ``growth``, ``checkpoint_dir``, ``resume``
+        or ``key_added`` (``TypeError``).
 
     Returns
     -------
@@ -92,25 +98,40 @@ def growth_identifiability(
     --------
     >>> rt.tl.growth_identifiability(adata, "time", use_rep="X_pca")  # doctest: +SKIP
     """
-    if "growth" in fit_kwargs:
+    taken = sorted({"growth", "checkpoint_dir", "resume", "key_added"} & set(fit_kwargs))
+    if taken:
         raise TypeError(
-            "`growth` is set by growth_identifiability itself (one fit with growth, one without); remove it."
+            f"{', '.join(f'`{k}`' for k in taken)}: not accepted by growth_identifiability, which runs two fits "
+            "(one with growth, one without) on temporary copies; remove it."
         )
+    key = Keys(_check_key(key_added))
+    min_excess = val._real(min_excess, "min_excess")
     if not np.isfinite(min_excess):
         raise ValueError(f"`min_excess` must be a finite number, got {min_excess!r}.")
-    val.resolve_time(adata, time_key, log=True)  # the refits' own messages are not shown
-    _, use_rep, _ = val.resolve_rep(adata, fit_kwargs.get("use_rep"), fit_kwargs.get("n_dims"), for_fit=True)
+    random_state = val.check_seed(random_state)
+    val.check_positive(n_steps_per_unit, "n_steps_per_unit")
+    if max_cells is not None:
+        val.check_count(max_cells, "max_cells", minimum=2)
+    t = val.resolve_time(adata, time_key, log=True)  # the refits' own messages are not shown
+    rep, n_dims = fit_kwargs.pop("use_rep", None), fit_kwargs.pop("n_dims", None)
+    x, use_rep, _ = val.resolve_rep(adata, rep, n_dims, for_fit=True)
     fit_kwargs.setdefault("show_progress_bar", False)
-    fit_kwargs["use_rep"] = use_rep
     tables = {}
     for growth in (True, False):
-        copy = adata.copy()
+        # a small AnnData with the time column and the chosen columns only: no copy of the user's layers,
+        # and a backed or view AnnData needs none either
+        obs = pd.DataFrame({time_key: t}, index=adata.obs_names.copy())
+        if use_rep == "X":
+            copy = ad.AnnData(x, obs=obs)
+        else:
+            copy = ad.AnnData(np.empty((len(x), 0)), obs=obs, obsm={use_rep: x})
         start = logg.info(f"fitting a {'growth' if growth else 'balanced'} model on a copy")
         with logg.only_warnings(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Fitting on .*: UMAP and t-SNE", category=UserWarning)
-            fit_ruot(copy, time_key, growth=growth, random_state=random_state, **fit_kwargs)
+            model = fit_ruot(copy, time_key, use_rep=use_rep, growth=growth, random_state=random_state, **fit_kwargs)
             tables[growth] = evaluate(
                 copy,
+                model=model,
                 stochastic=stochastic,
                 n_steps_per_unit=n_steps_per_unit,
                 max_cells=max_cells,
@@ -126,19 +147,26 @@ def growth_identifiability(
     )
     table["excess"] = (table["W1_balanced"] - table["W1_growth"]) / table["W1_floor"]
     table["identifiable"] = table["excess"] >= min_excess
-    key = Keys(key_added).growth_identifiability
-    adata.uns[key] = {
+    if adata.is_view:  # as fit_ruot does: the parent is not modified
+        warnings.warn(
+            "Received a view of an AnnData; making it an actual AnnData to store the results "
+            "(the AnnData it was taken from is not modified).",
+            UserWarning,
+            stacklevel=2,
+        )
+        adata._init_as_actual(adata.copy())
+    adata.uns[key.growth_identifiability] = {
         "time": table.index.to_numpy(dtype=np.float64),
         **{c: table[c].to_numpy() for c in table.columns},
         "min_excess": float(min_excess),
     }
-    logg.info(f"    added `adata.uns['{key}']`")
+    logg.info(f"    added `adata.uns['{key.growth_identifiability}']`")
     if not table["identifiable"].any():
         warnings.warn(
             "A model without cell-specific growth matches every snapshot as well as the growth model "
             f"(W1 excess {' / '.join(f'{v:.2f}' for v in table['excess'])} sampling floors, below {min_excess:g}): "
-            "the data do not tell which cells grow. Read `obs['ruot_growth_rate']` as the prior's choice, "
-            "not a measurement.",
+            f"the data do not tell which cells grow. Read the per-cell growth rates (`obs['{key.growth}']` of a "
+            "fit) as the prior's choice, not a measurement.",
             UserWarning,
             stacklevel=2,
         )
