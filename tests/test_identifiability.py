@@ -102,3 +102,15 @@ def test_bad_arguments_fail_before_any_fit(kwargs, error, match, monkeypatch):
     with pytest.raises(error, match=match):
         rt.tl.growth_identifiability(adata, "time", **kwargs)
     assert not adata.uns
+
+
+@pytest.mark.parametrize("tool", ["fit_ruot", "growth_identifiability"])
+def test_a_view_is_made_actual_with_a_warning_at_the_callers_line(tool):
+    parent = _two_clusters(grow=True)
+    view = parent[parent.obs["time"] < 2]
+    assert view.is_view
+    with pytest.warns(UserWarning, match="Received a view of an AnnData") as record:
+        getattr(rt.tl, tool)(view, "time", use_rep="X", accelerator="cpu", **FIT)
+    assert any(w.filename == __file__ for w in record if "Received a view" in str(w.message))
+    assert not view.is_view
+    assert not parent.uns  # the AnnData the view was taken from is not modified

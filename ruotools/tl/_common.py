@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _validation as val
@@ -28,3 +30,19 @@ def fitted(adata, key_added: str, model: RUOTModel | None) -> tuple[RUOTModel, n
     t = val.resolve_time(adata, model.time_key)
     valid = ~np.isnan(t) & np.all(np.isfinite(x), axis=1)
     return model, x, t, valid
+
+
+def make_actual(adata, stacklevel: int = 3) -> None:
+    """Turn a view into an actual AnnData before a tool writes to it, with a warning (as scanpy does).
+
+    The AnnData the view was taken from is not modified. ``stacklevel`` 3 points the warning at the
+    caller of the tool that calls this.
+    """
+    if adata.is_view:
+        warnings.warn(
+            "Received a view of an AnnData; making it an actual AnnData to store the results "
+            "(the AnnData it was taken from is not modified).",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+        adata._init_as_actual(adata.copy())

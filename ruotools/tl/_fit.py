@@ -17,6 +17,7 @@ from ..core.data import Snapshots, Standardizer
 from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
 from ..core.train import fit, networks_from_config
 from ..model import RUOTModel
+from ._common import make_actual
 
 DEFAULT_SIGMA_INTERNAL = 0.05
 
@@ -328,14 +329,7 @@ def fit_ruot(
         "version": _version(),
     }
     # everything is computed: write it all at once so a failure above leaves adata unchanged
-    if adata.is_view:  # like scanpy: make the view an actual AnnData (its parent is not modified)
-        warnings.warn(
-            "Received a view of an AnnData; making it an actual AnnData to store the results "
-            "(the AnnData it was taken from is not modified).",
-            UserWarning,
-            stacklevel=2,
-        )
-        adata._init_as_actual(adata.copy())
+    make_actual(adata)
     for name, (attr, key) in slots.items():
         getattr(adata, attr)[key] = values[name]
         logg.info(f"    added `adata.{attr}['{key}']`")

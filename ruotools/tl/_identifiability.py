@@ -11,6 +11,7 @@ import pandas as pd
 from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
+from ._common import make_actual
 from ._evaluate import evaluate
 from ._fit import _check_key, fit_ruot
 
@@ -147,14 +148,7 @@ def growth_identifiability(
     )
     table["excess"] = (table["W1_balanced"] - table["W1_growth"]) / table["W1_floor"]
     table["identifiable"] = table["excess"] >= min_excess
-    if adata.is_view:  # as fit_ruot does: the parent is not modified
-        warnings.warn(
-            "Received a view of an AnnData; making it an actual AnnData to store the results "
-            "(the AnnData it was taken from is not modified).",
-            UserWarning,
-            stacklevel=2,
-        )
-        adata._init_as_actual(adata.copy())
+    make_actual(adata)
     adata.uns[key.growth_identifiability] = {
         "time": table.index.to_numpy(dtype=np.float64),
         **{c: table[c].to_numpy() for c in table.columns},
