@@ -41,6 +41,8 @@ DATASETS = {
     "regulatory": ("regulatory_network", {"n_genes": 8, "growth_genes": (0,)}, ["x1"]),
     # a toggle switch sends cells into two lineages; x1, the master gene of one, drives growth
     "bifurcating": ("bifurcating_network", {}, ["x1"]),
+    # the same network with the two lineages present from the start (half the cells in each stable state)
+    "lineages": ("bifurcating_network", {"start": "lineages"}, ["x1"]),
 }
 #: a time point counts for growth recovery when the true rate varies this much across its cells
 MIN_GROWTH_STD = 0.1

@@ -502,3 +502,31 @@ def test_truth_functions_check_shapes(linear):
         sim.regulatory_drift(np.zeros((3, 4)), linear.uns["truth"])
     with pytest.raises(ValueError, match=r"\(n, 3\)"):
         sim.three_gene_drift(np.zeros((3, 2)))
+
+
+def test_regulatory_network_starts_from_several_populations():
+    means = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    w = np.array([[0.0, 0.5, 0.0], [0.0, 0.0, -0.5], [0.5, 0.0, 0.0]])
+    adata = datasets.regulatory_network(regulation=w, initial_mean=means, initial_std=0.01, n_cells0=40)
+    first = np.asarray(adata.X)[adata.obs["time"].to_numpy() == 0]
+    near = np.argmin(((first[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert np.bincount(near, minlength=2).tolist() == [20, 20]
+    assert np.abs(first - means[near]).max() < 0.1
+    np.testing.assert_array_equal(adata.uns["truth"]["initial_mean"], means)
+    with pytest.raises(ValueError, match="`initial_mean` must be one number or 3"):
+        datasets.regulatory_network(regulation=w, initial_mean=np.zeros((2, 4)))
+
+
+def test_bifurcating_network_can_start_with_both_lineages():
+    adata = datasets.bifurcating_network(random_state=0, start="lineages", sample_fraction=0.5)
+    obs = adata.obs
+    first = obs[obs["time"] == 0]
+    counts = first["lineage"].value_counts()
+    # half of the initial cells start in each stable state; the progenitor state is empty
+    assert counts["progenitor"] == 0
+    assert abs(counts["x1"] - counts["x2"]) <= 0.2 * len(first)
+    late = obs[obs["time"] == 4].groupby("lineage", observed=False)["true_growth"].mean()
+    assert late["x1"] > 0.4
+    assert late["x2"] < 0
+    with pytest.raises(ValueError, match="`start` must be 'progenitors' or 'lineages'"):
+        datasets.bifurcating_network(start="committed")
