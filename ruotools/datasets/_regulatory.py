@@ -398,7 +398,7 @@ def regulatory_network(
         if n_edges > max_edges:
             raise ValueError(f"`n_edges` must be at most n_genes·(n_genes − 1) = {max_edges}, got {n_edges}.")
     if initial_mean is not None:
-        if np.ndim(initial_mean) == 2 and not isinstance(initial_mean, str):
+        if np.ndim(initial_mean) == 2:
             rows = np.asarray(initial_mean)
             if len(rows) == 0:
                 raise ValueError("`initial_mean` with one row per starting population needs at least one row.")

@@ -117,15 +117,13 @@ def growth_identifiability(
     rep, n_dims = fit_kwargs.pop("use_rep", None), fit_kwargs.pop("n_dims", None)
     x, use_rep, _ = val.resolve_rep(adata, rep, n_dims, for_fit=True)
     fit_kwargs.setdefault("show_progress_bar", False)
+    # each fit gets a small AnnData with the time column and the chosen columns only: no copy of the
+    # user's layers, and a backed or view AnnData needs none either
+    obs = pd.DataFrame({time_key: t}, index=adata.obs_names.copy())
+    fields = {"X": x} if use_rep == "X" else {"X": np.empty((len(x), 0)), "obsm": {use_rep: x}}
     tables = {}
     for growth in (True, False):
-        # a small AnnData with the time column and the chosen columns only: no copy of the user's layers,
-        # and a backed or view AnnData needs none either
-        obs = pd.DataFrame({time_key: t}, index=adata.obs_names.copy())
-        if use_rep == "X":
-            copy = ad.AnnData(x, obs=obs)
-        else:
-            copy = ad.AnnData(np.empty((len(x), 0)), obs=obs, obsm={use_rep: x})
+        copy = ad.AnnData(obs=obs.copy(), **fields)
         start = logg.info(f"fitting a {'growth' if growth else 'balanced'} model on a copy")
         with logg.only_warnings(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Fitting on .*: UMAP and t-SNE", category=UserWarning)
