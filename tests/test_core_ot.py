@@ -7,7 +7,16 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ruotools.core.ot import ot_loss, ot_losses, sinkhorn_log, sq_cost, transport_plan, transport_plans, wasserstein
+from ruotools.core.ot import (
+    ground_cost,
+    ot_loss,
+    ot_losses,
+    sinkhorn_log,
+    sq_cost,
+    transport_plan,
+    transport_plans,
+    wasserstein,
+)
 
 
 def _weights(rng, n):
@@ -209,6 +218,41 @@ def test_ot_loss_gradient_in_weights_matches_finite_differences(clouds):
 
     fd = (w2sq(2 * a + h * direction) - w2sq(2 * a - h * direction)) / (2 * h)
     assert float((at.grad.numpy() * direction).sum()) == pytest.approx(fd, rel=1e-4, abs=1e-8)
+
+
+def test_euclidean_ot_loss_is_w1_with_the_envelope_gradient(clouds):
+    x, y, a, b = clouds
+    xt = torch.tensor(x, requires_grad=True)
+    value = ot_loss(xt, torch.tensor(y), torch.tensor(a), torch.tensor(b), cost="euclidean")
+    assert float(value) == pytest.approx(ot.emd2(a, b, ot.dist(x, y, metric="euclidean")), rel=1e-8)
+    value.backward()
+    plan = ot.emd(a, b, ot.dist(x, y, metric="euclidean"))
+    diff = x[:, None, :] - y[None, :, :]
+    expected = (plan[:, :, None] * diff / np.linalg.norm(diff, axis=2, keepdims=True)).sum(1)
+    np.testing.assert_allclose(xt.grad.numpy(), expected, atol=1e-10)
+    # the batched form gives the same value
+    (batched,) = ot_losses([(torch.tensor(x), torch.tensor(y), torch.tensor(a))], cost="euclidean")
+    expected_uniform = ot.emd2(a, np.full(len(y), 1 / len(y)), ot.dist(x, y, metric="euclidean"))
+    assert float(batched) == pytest.approx(expected_uniform, rel=1e-8)
+
+
+def test_euclidean_ot_loss_gradient_is_finite_where_particles_sit_on_cells():
+    # large enough (> 25 rows) for torch.cdist's matrix-product path
+    y = torch.tensor(np.random.default_rng(6).normal(size=(60, 4)))
+    x = y.clone().requires_grad_(True)
+    value = ot_loss(x, y, torch.ones(60, dtype=torch.float64), cost="euclidean")
+    value.backward()
+    assert float(value) == pytest.approx(0.0, abs=1e-6)
+    assert torch.isfinite(x.grad).all()
+
+
+def test_unknown_ground_cost_is_a_value_error_listing_the_choices(clouds):
+    x, y, a, _ = clouds
+    with pytest.raises(
+        ValueError, match=r"Unknown transport cost 'cityblock'; choose one of \['sqeuclidean', 'euclidean'\]"
+    ):
+        ot_loss(torch.tensor(x), torch.tensor(y), torch.tensor(a), cost="cityblock")
+    assert ground_cost("sqeuclidean") is sq_cost
 
 
 def test_plans_solved_concurrently_equal_plans_solved_one_by_one():

@@ -3,7 +3,8 @@
 The plan is computed without gradient — exact EMD (POT) up to ``emd_max`` points per side,
 log-domain Sinkhorn in torch on the device above that — and the loss is the transport cost
 under that plan, so gradients reach the positions through the cost (envelope theorem) and
-the weights through the dual potential.
+the weights through the dual potential. The ground cost is the squared Euclidean distance
+(``"sqeuclidean"``, W2²) or the Euclidean distance (``"euclidean"``, W1).
 """
 
 from __future__ import annotations
@@ -40,6 +41,22 @@ def uniform(n: int, like: torch.Tensor) -> torch.Tensor:
 def sq_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean cost matrix (n, m)."""
     return torch.cdist(x, y).pow(2)
+
+
+def euclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Euclidean cost matrix (n, m); its gradient at a zero distance is zero."""
+    return torch.cdist(x, y)
+
+
+#: The ground costs of the matching losses, by name.
+COSTS = {"sqeuclidean": sq_cost, "euclidean": euclidean_cost}
+
+
+def ground_cost(name: str):
+    """Return the cost-matrix function called ``name`` (a key of :data:`COSTS`)."""
+    if name not in COSTS:
+        raise ValueError(f"Unknown transport cost {name!r}; choose one of {list(COSTS)}.")
+    return COSTS[name]
 
 
 def _nan_plan(a: torch.Tensor, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,11 +139,18 @@ def sinkhorn_log(
 
 
 def transport_plan(
-    x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, emd_max: int = 3000, epsilon: float = 0.01
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    emd_max: int = 3000,
+    epsilon: float = 0.01,
+    cost: str = "sqeuclidean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plan and centred first dual potential between ``(x, a)`` and ``(y, b)`` under squared cost."""
+    """Plan and centred first dual potential between ``(x, a)`` and ``(y, b)`` under the ground ``cost``."""
     with torch.no_grad():
-        cost = sq_cost(x.detach(), y.detach())
+        cost = ground_cost(cost)(x.detach(), y.detach())
         if max(len(x), len(y)) <= emd_max:
             return _emd(a, b, cost)
         return sinkhorn_log(a / a.sum(), b / b.sum(), cost, epsilon)
@@ -137,6 +161,7 @@ def transport_plans(
     *,
     emd_max: int = 3000,
     epsilon: float = 0.01,
+    cost: str = "sqeuclidean",
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """:func:`transport_plan` of several ``(x, y, a, b)`` problems, solved concurrently.
 
@@ -146,7 +171,7 @@ def transport_plans(
     """
 
     def solve(problem):
-        return transport_plan(*problem, emd_max=emd_max, epsilon=epsilon)
+        return transport_plan(*problem, emd_max=emd_max, epsilon=epsilon, cost=cost)
 
     if len(problems) <= 1:
         return [solve(p) for p in problems]
@@ -154,17 +179,23 @@ def transport_plans(
 
 
 def ot_losses(
-    problems: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, emd_max: int = 3000, epsilon: float = 0.01
+    problems: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    emd_max: int = 3000,
+    epsilon: float = 0.01,
+    cost: str = "sqeuclidean",
 ) -> list[torch.Tensor]:
     """:func:`ot_loss` of several ``(x, y, a)`` problems (uniform cell weights), plans solved concurrently."""
     prepared = [(x, y, a / a.sum(), uniform(len(y), x)) for x, y, a in problems]
-    plans = transport_plans(prepared, emd_max=emd_max, epsilon=epsilon)
-    return [_plan_loss(x, y, a_norm, plan, f) for (x, y, a_norm, _), (plan, f) in zip(prepared, plans, strict=True)]
+    plans = transport_plans(prepared, emd_max=emd_max, epsilon=epsilon, cost=cost)
+    return [
+        _plan_loss(x, y, a_norm, plan, f, cost) for (x, y, a_norm, _), (plan, f) in zip(prepared, plans, strict=True)
+    ]
 
 
-def _plan_loss(x, y, a_norm, plan, f) -> torch.Tensor:
+def _plan_loss(x, y, a_norm, plan, f, cost: str) -> torch.Tensor:
     # value: the cost under the fixed plan (envelope theorem for x); weights: the dual potential
-    return (plan * sq_cost(x, y)).sum() + (f * (a_norm - a_norm.detach())).sum()
+    return (plan * ground_cost(cost)(x, y)).sum() + (f * (a_norm - a_norm.detach())).sum()
 
 
 def ot_loss(
@@ -175,8 +206,9 @@ def ot_loss(
     *,
     emd_max: int = 3000,
     epsilon: float = 0.01,
+    cost: str = "sqeuclidean",
 ) -> torch.Tensor:
-    """Squared-W2 transport cost between predicted particles and observed cells.
+    """Transport cost (squared W2 by default, W1 with ``cost="euclidean"``) between particles and cells.
 
     Parameters
     ----------
@@ -188,6 +220,10 @@ def ot_loss(
         Particle weights (n,), differentiable; normalised here.
     b
         Cell weights (m,); uniform when ``None``.
+    emd_max, epsilon
+        Exact EMD up to ``emd_max`` points per side, else Sinkhorn with regularisation ``epsilon``.
+    cost
+        Ground cost, ``"sqeuclidean"`` or ``"euclidean"``.
 
     Returns
     -------
@@ -198,8 +234,8 @@ def ot_loss(
     if b is None:
         b = uniform(len(y), x)
     a_norm = a / a.sum()
-    plan, f = transport_plan(x, y, a_norm, b, emd_max=emd_max, epsilon=epsilon)
-    return _plan_loss(x, y, a_norm, plan, f)
+    plan, f = transport_plan(x, y, a_norm, b, emd_max=emd_max, epsilon=epsilon, cost=cost)
+    return _plan_loss(x, y, a_norm, plan, f, cost)
 
 
 def wasserstein(
