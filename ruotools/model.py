@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ._keys import Keys
+from ._validation import check_nonnegative
 from .core.config import TrainConfig
 from .core.data import Standardizer
 from .core.dynamics import integrate
@@ -174,6 +175,7 @@ class RUOTModel:
         random_state: int = 0,
         record_every_step: bool = False,
         with_action: bool = False,
+        action_alpha: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Push weighted particles from ``times[0]`` through ``times`` (user units).
 
@@ -195,14 +197,19 @@ class RUOTModel:
             Also keep the states at every integration step.
         with_action
             Also return each particle's path action from ``times[0]``.
+        action_alpha
+            Weight α of the action's growth term α g² (standardised units); ``None``: the fit's
+            ``alpha``. Only the action changes (the particles follow the fitted model); a common
+            value compares the actions of fits with different ``alpha``.
 
         Returns
         -------
         dict
             ``"t"`` (T,), ``"X"`` (T, n, d), ``"log_mass"`` (T, n), in the user's units; with
             ``with_action`` also ``"action"`` (T, n): ``∫ e^ℓ [½|u|² + α·scale²·g²] dt`` along each
-            path, with u the SDE drift (:meth:`drift`), g the growth rate and α the fit's growth
-            penalty in standardised units (``scale``: the representation's standardisation scale).
+            path, with u the SDE drift (:meth:`drift`), g the growth rate and α ``action_alpha``
+            (default the fit's growth penalty) in standardised units (``scale``: the representation's
+            standardisation scale).
 
         Examples
         --------
@@ -220,6 +227,7 @@ class RUOTModel:
         else:
             ell = torch.as_tensor(_float64(log_mass0), dtype=torch.float32, device=self.device)
         gen = torch.Generator().manual_seed(int(random_state))
+        alpha = self.config.alpha if action_alpha is None else check_nonnegative(action_alpha, "action_alpha")
         with torch.no_grad():
             out = integrate(
                 self.nets,
@@ -229,7 +237,7 @@ class RUOTModel:
                 steps_per_unit=n_steps_per_unit * st.t_scale,
                 stochastic=stochastic and self.config.sigma > 0,
                 sigma=self.config.sigma,
-                alpha=self.config.alpha,
+                alpha=alpha,  # the action's weight only: a var_ruot network carries its own α
                 generator=gen,
                 record_every_step=record_every_step,
                 drift_action=with_action,

@@ -33,6 +33,7 @@ def evaluate(
     n_steps_per_unit: float = 100,
     max_cells: int | None = 10000,
     random_state: int = 0,
+    action_alpha: float | None = None,
 ) -> pd.DataFrame:
     r"""Accuracy of the fitted dynamics at every observed time after the first.
 
@@ -60,6 +61,11 @@ def evaluate(
         Compare at most this many random cells per side (exact OT is cubic); ``None`` for all.
     random_state
         Seed of the noise and of the subsampling.
+    action_alpha
+        α of the ``action`` column's growth term (standardised units); ``None``: the fit's
+        ``alpha``. Give one value to compare the actions of fits with different ``alpha`` (the
+        ``var_ruot`` default is 3, the ``deepruot`` default 1) under one definition; the
+        particles themselves follow the fit either way.
 
     Returns
     -------
@@ -70,9 +76,10 @@ def evaluate(
         ``action``, the path action of the simulated particles from the first time to t_k,
         ``∫ (1/N) Σᵢ wᵢ [½|uᵢ|² + α·scale²·gᵢ²] dt``, with wᵢ each particle's mass relative to its
         start, uᵢ the SDE drift (v + ∇s for ``"deepruot"``, ∇λ for ``"var_ruot"``: the same
-        definition for both flavors, so that their actions compare), gᵢ the growth rate, α the
-        fit's growth penalty and ``scale`` the standardisation scale of the representation (α is
-        set in standardised units), in the user's units (squared coordinate units per time unit).
+        definition for both flavors, so that their actions compare), gᵢ the growth rate, α
+        ``action_alpha`` (default the fit's growth penalty) and ``scale`` the standardisation scale
+        of the representation (α is set in standardised units), in the user's units (squared
+        coordinate units per time unit).
 
         The references put W1 on a scale; they depend on the data only, not on the model (no
         ``*_std`` columns), and are computed like ``W1`` (exact OT with Euclidean cost, uniform
@@ -112,6 +119,7 @@ def evaluate(
             n_steps_per_unit=n_steps_per_unit,
             random_state=random_state + rep,
             with_action=True,
+            action_alpha=action_alpha,
         )
         for k in range(1, len(times)):
             obs = x[valid & (t == times[k])]
