@@ -267,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: chosen from the data's scale)",
     )
     fit.add_argument(
-        "--alpha", type=float, default=None, metavar="A", help="weight of the growth penalty α g² (default: 1)"
+        "--alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="weight of the growth penalty α g² (default: 1 for deepruot, 3 for var_ruot)",
     )
     fit.add_argument(
         "--no-growth", action="store_true", help="fit no growth rate: a balanced model whose total mass stays constant"

@@ -186,6 +186,13 @@ def test_evaluate_action_matches_the_closed_form(sigma):
     rate = 0.5 * u_user @ u_user + alpha * x_scale**2 * g_user**2
     expected = rate * (np.exp(g_user * times[1:]) - 1) / g_user
     np.testing.assert_allclose(table["action"].to_numpy(), expected, rtol=1e-4)
+    # another α weighs only the growth term; W1 and the masses are those of the same particles
+    other = rt.tl.evaluate(adata, model=model, action_alpha=2.5)
+    rate_other = 0.5 * u_user @ u_user + 2.5 * x_scale**2 * g_user**2
+    np.testing.assert_allclose(other["action"].to_numpy(), expected * rate_other / rate, rtol=1e-4)
+    np.testing.assert_array_equal(other[["W1", "TMV"]].to_numpy(), table[["W1", "TMV"]].to_numpy())
+    with pytest.raises(ValueError, match=r"`action_alpha` must be a finite number ≥ 0"):
+        rt.tl.evaluate(adata, model=model, action_alpha=-1)
 
 
 # --------------------------------------------------------------------------- fits
@@ -313,6 +320,18 @@ def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
     kwargs = {**VAR_FIT, "flavor": flavor, "max_epochs": 1, "train_kwargs": {key: 0.5}}
     with pytest.raises(ValueError, match=rf"`train_kwargs` key '{key}' does not apply to flavor '{flavor}'"):
         rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs)
+    assert "ruot" not in adata.uns
+
+
+def test_matching_cost_defaults_by_flavor_and_unknown_costs_are_refused():
+    assert TrainConfig().ot_cost == "sqeuclidean"
+    assert TrainConfig(flavor="var_ruot").ot_cost == "euclidean"
+    assert TrainConfig(flavor="var_ruot", ot_cost="sqeuclidean").ot_cost == "sqeuclidean"
+    with pytest.raises(ValueError, match=r"Unknown transport cost 'w1'; choose one of \['sqeuclidean', 'euclidean'\]"):
+        TrainConfig(ot_cost="w1")
+    adata = _moving_blob(30)
+    with pytest.raises(ValueError, match=r"Unknown transport cost 'w1'"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {"ot_cost": "w1"}})
     assert "ruot" not in adata.uns
 
 

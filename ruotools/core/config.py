@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .ot import ground_cost
+
 #: The training phases of the ``deepruot`` flavor, in order (METHOD.md §4).
 PHASES = ("pretrain", "refine", "score", "joint")
 #: The flavors of RUOT and the training phases of each, in order.
@@ -16,13 +18,15 @@ FLAVOR_ONLY = {
 }
 _DEFAULT_EPOCHS = {
     "deepruot": {"pretrain": 40, "refine": 2, "score": 40, "joint": 2},
-    "var_ruot": {"least_action": 40, "score": 40},
+    "var_ruot": {"least_action": 60, "score": 40},
 }
 _DEFAULT_LR = {
     "deepruot": {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4},
     "var_ruot": {"least_action": 3e-2, "score": 1e-2},
 }
 _DEFAULT_LAMBDA_ACTION = {"deepruot": 0.01, "var_ruot": 1 / 16}
+_DEFAULT_OT_COST = {"deepruot": "sqeuclidean", "var_ruot": "euclidean"}
+_DEFAULT_ALPHA = {"deepruot": 1.0, "var_ruot": 3.0}
 
 
 @dataclass
@@ -61,13 +65,19 @@ class TrainConfig:
     ``steps_per_unit`` RK4 steps per unit plus noise, a local stage first as in pre-training;
     losses: transport and total mass at every snapshot, ``lambda_hjb`` × the HJB residual on ``hjb_points`` trajectory
     points per step, ``lambda_action`` × the path action), then the score phase. ``epochs``,
-    ``lr`` and ``lambda_action`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
+    ``lr``, ``lambda_action``, ``alpha`` and ``ot_cost`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
     settings that only one flavor uses.
+
+    ``ot_cost`` is the ground cost of the transport loss at the snapshots: ``"sqeuclidean"`` (W2²,
+    the method's) for ``deepruot``, ``"euclidean"`` (W1) for ``var_ruot``, whose potential, with the
+    growth tied to it, otherwise squeezes a moving cluster: W2² charges little for a cluster that is
+    too narrow, W1 more (benchmarks/README.md). The validation score that picks the kept state uses
+    the same distance (W2, or W1), plus 5 × the relative mass error.
     """
 
     sigma: float = 0.05
     growth: bool = True
-    alpha: float = 1.0
+    alpha: float | None = None
     hidden_dim: int = 64
     n_layers: int = 3
     flavor: str = "deepruot"
@@ -77,6 +87,7 @@ class TrainConfig:
     batch_size: int = 512
     lr: dict | None = None
     lambda_ot: float = 1.0
+    ot_cost: str | None = None
     lambda_mass: float = 1.0
     local_mass_max_dim: int = 50
     lambda_total_mass: float = 10.0
@@ -111,6 +122,11 @@ class TrainConfig:
             self.lr = dict(_DEFAULT_LR[self.flavor])
         if self.lambda_action is None:
             self.lambda_action = _DEFAULT_LAMBDA_ACTION[self.flavor]
+        if self.alpha is None:
+            self.alpha = _DEFAULT_ALPHA[self.flavor]
+        if self.ot_cost is None:
+            self.ot_cost = _DEFAULT_OT_COST[self.flavor]
+        ground_cost(self.ot_cost)  # a ValueError naming the choices
 
     @property
     def phases(self) -> tuple[str, ...]:

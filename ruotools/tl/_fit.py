@@ -15,6 +15,7 @@ from .._settings import settings
 from ..core.config import FLAVOR_ONLY, FLAVORS, TrainConfig
 from ..core.data import Snapshots, Standardizer
 from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
+from ..core.ot import ground_cost
 from ..core.train import fit, networks_from_config
 from ..model import RUOTModel
 from ._common import make_actual
@@ -31,7 +32,7 @@ def fit_ruot(
     n_dims: int | None = None,
     sigma: float | None = None,
     growth: bool = True,
-    alpha: float = 1.0,
+    alpha: float | None = None,
     relative_mass: Mapping[float, float] | None = None,
     hidden_dim: int | None = None,
     n_layers: int | None = None,
@@ -62,8 +63,8 @@ def fit_ruot(
     * ``"var_ruot"`` (least action; Sun et al., NeurIPS 2025): one scalar potential λ(x, t) gives
       the SDE drift ∇λ and the growth rate g = λ / (2α) (``alpha`` is the weight of α g² in the
       action, as for ``"deepruot"``; the paper's α is 2α). λ is trained in one phase,
-      ``"least_action"``, on stochastic particles: transport and total-mass losses at every
-      snapshot, the Hamilton–Jacobi–Bellman residual ∂ₜλ + ½|∇λ|² + (σ²/2)Δλ + λ²/(4α) on the
+      ``"least_action"``, on stochastic particles: transport (Euclidean cost, W1) and total-mass
+      losses at every snapshot, the Hamilton–Jacobi–Bellman residual ∂ₜλ + ½|∇λ|² + (σ²/2)Δλ + λ²/(4α) on the
       trajectories (Δλ exact up to ``exact_laplacian_max_dim`` dimensions, Hutchinson's estimate
       above) and the path action. λ learns no density, so the score s is then fitted by the
       ``"score"`` phase on OT-paired, smoothed bridges between the observed snapshots — the same
@@ -107,7 +108,9 @@ def fit_ruot(
     growth
         Learn a growth rate; ``False`` gives a balanced model (mass constant).
     alpha
-        Weight of the growth penalty α g² in the action (standardised units).
+        Weight of the growth penalty α g² in the action (standardised units). ``None``: 1 for
+        ``"deepruot"``, 3 for ``"var_ruot"`` (the value that matched the benchmark snapshots best
+        with the growth tied to λ; benchmarks/README.md).
     relative_mass
         ``{time point: population size relative to the first time point}`` when sampling depth
         differs from population size; keys are numbers or labels read like those of ``time_key``
@@ -174,7 +177,9 @@ def fit_ruot(
         the score phase's bridges as a multiple of each snapshot's Scott bandwidth; larger gives
         smoother landscapes, 0 the method's plain bridges), ``steps_per_epoch``, ``patience``,
         or the loss weights ``lambda_ot``, ``lambda_mass`` (the local mass loss, used up to
-        ``local_mass_max_dim`` = 50 dimensions), ``lambda_action``; for ``"var_ruot"``
+        ``local_mass_max_dim`` = 50 dimensions), ``lambda_action``, and ``ot_cost``, the ground
+        cost of the transport loss at the snapshots (``"sqeuclidean"``, the default of
+        ``"deepruot"``, or ``"euclidean"``, the default of ``"var_ruot"``); for ``"var_ruot"``
         ``lambda_hjb`` (weight of the HJB residual), ``hjb_points`` (trajectory points per step where
         it is evaluated), ``hutchinson_probes`` and ``exact_laplacian_max_dim``. A setting that only
         the other flavor uses is a ``ValueError``.
@@ -247,7 +252,7 @@ def fit_ruot(
     val.check_sigma(sigma)
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs the `checkpoint_dir` of the interrupted fit.")
-    alpha = val.check_nonnegative(alpha, "alpha")
+    alpha = None if alpha is None else val.check_nonnegative(alpha, "alpha")
     train_size = val.check_fraction(train_size, "train_size")
     random_state = val.check_seed(random_state)
     torch_device = val.resolve_device(accelerator, device)
@@ -417,6 +422,7 @@ def _config(
             allowed = sorted(set(cfg.to_dict()) - reserved - other)
             raise ValueError(f"`train_kwargs` key {name!r} is not accepted; use one of {allowed}.")
         setattr(cfg, name, value)
+    ground_cost(cfg.ot_cost)  # a ValueError naming the choices
     cfg.sigma = DEFAULT_SIGMA_INTERNAL if sigma is None else st.sigma_to_internal(float(sigma))
     cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", val.check_count, cfg.phases)
     if lr is not None and not isinstance(lr, Mapping):
