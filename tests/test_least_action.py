@@ -298,6 +298,8 @@ def test_every_tool_and_plot_runs_on_a_var_ruot_fit(blob_fitted, tmp_path):
     assert not rt.get.growth(adata).empty
     for plot in (rt.pl.trajectories, rt.pl.growth, rt.pl.potential, rt.pl.mass, rt.pl.history, rt.pl.metrics):
         plot(adata, show=False)
+    assert adata.uns["ruot"]["params"]["ot_cost"] == "euclidean"
+    assert "held-back cells: W1 + 5" in rt.pl.history(adata, return_fig=True).get_supxlabel()
     titles = [a.get_title().split()[0] for a in rt.pl.history(adata, show=False)]
     assert titles == ["least_action", "score"]
     rt.pl.landscape(adata, show=False)

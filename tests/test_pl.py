@@ -364,7 +364,7 @@ def test_history_explains_its_curves(plotted):
     note = fig.get_supxlabel()
     assert "different quantities" in note
     assert "(max epochs)" in note
-    assert "held-back" in note
+    assert "held-back cells: W2 + 5" in note  # a deepruot fit validates by W2
     assert "max_epochs" in rt.pl.history.__doc__
     assert "different quantities" in rt.pl.history.__doc__
     assert not rt.pl.history(plotted, note=False, return_fig=True).get_supxlabel()

@@ -137,7 +137,9 @@ def history(
             raise KeyError(f"Phase(s) {missing} not in the training history (stored: {list(hist)}).")
     train_color, val_color = palette
     n_cols = min(len(phases), 5) if ncols is None else max(1, min(int(ncols), len(phases)))
-    text = _history_note(n_cols) if note and ax is None else None
+    # fits from before the matching cost was stored used W2
+    distance = "W1" if fit.get("params", {}).get("ot_cost") == "euclidean" else "W2"
+    text = _history_note(n_cols, distance) if note and ax is None else None
     if figsize is None and text is not None:  # the panels' default size, plus the note's lines
         n_rows = -(-len(phases) // n_cols)
         figsize = (3.6 * n_cols + 0.8, 3.0 * n_rows + 0.18 * (text.count("\n") + 1))
@@ -181,10 +183,10 @@ def history(
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
 
 
-def _history_note(n_cols: int) -> str:
-    """Return the note below :func:`history`'s panels, wrapped to the width of ``n_cols`` panels."""
+def _history_note(n_cols: int, distance: str = "W2") -> str:
+    """Return the note below :func:`history`'s panels (``distance``: the fit's validation distance), wrapped."""
     text = (
-        "Training loss (training batches) and validation score (held-back cells: W2 + 5 × mass error; score "
+        f"Training loss (training batches) and validation score (held-back cells: {distance} + 5 × mass error; score "
         "phase: score matching) are different quantities: compare trends, not levels. ★ = the state kept. "
         "(max epochs): every epoch ran, no early stop; more epochs may help."
     )

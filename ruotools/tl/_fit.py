@@ -450,6 +450,7 @@ def _params(config, model, time_key, use_rep, n_dims, custom_mass, device) -> di
         "sigma_internal": float(config.sigma),
         "growth": bool(config.growth),
         "alpha": float(config.alpha),
+        "ot_cost": config.ot_cost,
         "relative_mass": model.relative_mass,
         "relative_mass_given": bool(custom_mass),
         "hidden_dim": int(config.hidden_dim),
