@@ -277,6 +277,8 @@ class RUOTModel:
         cfg_d = {k: (dict(v) if isinstance(v, dict) else _scalar(v)) for k, v in cfg_d.items()}
         # models saved before the score gain existed (ruotools 0.1.0 up to this field) used gain 1
         cfg_d.setdefault("score_gain", 1.0)
+        # models saved before the matching cost was a setting were trained with the squared cost
+        cfg_d.setdefault("ot_cost", "sqeuclidean")
         config = TrainConfig(**cfg_d)
         nets = networks_from_config(int(payload["dim"]), config)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}

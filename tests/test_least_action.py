@@ -267,6 +267,12 @@ def test_var_ruot_h5ad_round_trip_and_save_load(blob_fitted, tmp_path):
     assert saved.flavor == "var_ruot"
     np.testing.assert_array_equal(saved.drift(x, t), model.drift(x, t))
     assert "flavor='var_ruot'" in repr(saved)
+    assert saved.config.ot_cost == "euclidean"
+    assert saved.config.alpha == 3.0
+    # a model saved before the matching cost was a setting was trained with the squared cost
+    payload = model.to_dict()
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "ot_cost"}
+    assert rt.RUOTModel.from_dict(payload).config.ot_cost == "sqeuclidean"
     # every downstream tool runs on the reloaded fit
     rt.tl.simulate(back)
     rt.tl.landscape(back)
@@ -302,6 +308,11 @@ def test_every_tool_and_plot_runs_on_a_var_ruot_fit(blob_fitted, tmp_path):
     assert "held-back cells: W1 + 5" in rt.pl.history(adata, return_fig=True).get_supxlabel()
     titles = [a.get_title().split()[0] for a in rt.pl.history(adata, show=False)]
     assert titles == ["least_action", "score"]
+    # the action panel says which growth weight the stored action used
+    labels = [a.get_ylabel() for a in rt.pl.metrics(adata, show=False)]
+    assert labels[-1] == "path action from the first time (α = 3)"
+    rt.tl.evaluate(adata, action_alpha=1.0)
+    assert rt.pl.metrics(adata, show=False)[-1].get_ylabel() == "path action from the first time (α = 1)"
     rt.pl.landscape(adata, show=False)
     plt.close("all")
 
@@ -323,6 +334,30 @@ def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
     with pytest.raises(ValueError, match=rf"`train_kwargs` key '{key}' does not apply to flavor '{flavor}'"):
         rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs)
     assert "ruot" not in adata.uns
+
+
+def test_alpha_and_epochs_default_by_flavor(blob_fitted):
+    assert TrainConfig().alpha == 1.0
+    assert TrainConfig(flavor="var_ruot").alpha == 3.0
+    assert TrainConfig(flavor="var_ruot", alpha=0.5).alpha == 0.5
+    assert TrainConfig(flavor="var_ruot").epochs == {"least_action": 60, "score": 40}
+    adata, _ = blob_fitted  # fitted without `alpha`
+    assert adata.uns["ruot"]["params"]["alpha"] == 3.0
+
+
+def test_checkpoints_of_squared_cost_fits_keep_their_fingerprint(snapshots):
+    from ruotools.core.checkpoint import fingerprint
+
+    # before `ot_cost` existed every fit used the squared cost and the config had no such key
+    class OldConfig(TrainConfig):
+        def to_dict(self):
+            return {k: v for k, v in super().to_dict().items() if k != "ot_cost"}
+
+    for flavor in ("deepruot", "var_ruot"):
+        old = OldConfig(flavor=flavor, ot_cost="sqeuclidean")
+        assert fingerprint(snapshots, TrainConfig(flavor=flavor, ot_cost="sqeuclidean")) == fingerprint(snapshots, old)
+    w1 = fingerprint(snapshots, TrainConfig(flavor="var_ruot"))
+    assert w1 != fingerprint(snapshots, OldConfig(flavor="var_ruot"))
 
 
 def test_matching_cost_defaults_by_flavor_and_unknown_costs_are_refused():

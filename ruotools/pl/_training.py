@@ -69,8 +69,9 @@ def history(
       the weighted sum of the transport cost, the mass terms and the phase's other terms (action,
       score matching …), in standardised units;
     * *validation* is one score on cells held back from training (``train_size``), the same in
-      every phase but ``score``: the mean over intervals of the W2 distance between the predicted
-      and the held-back cells plus 5 × the relative error of the predicted population size; in the
+      every phase but ``score``: the mean over intervals of the distance between the predicted and
+      the held-back cells that the fit matches (W2; W1 for ``ot_cost="euclidean"``, the ``var_ruot``
+      default) plus 5 × the relative error of the predicted population size; in the
       ``score`` phase, the score-matching loss on held-back cells. It picks the state that is
       kept (starred) and decides early stopping.
 
@@ -281,7 +282,7 @@ def metrics(
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     missing = [m for m in names if m not in table]
     if missing:
-        stored = [k for k in table if k not in ("time", "stochastic") and not str(k).endswith("_std")]
+        stored = [k for k in table if k not in ("time", "stochastic", "action_alpha") and not str(k).endswith("_std")]
         where = f"`adata.uns['{Keys(key_added).uns}']['metrics']`"
         raise KeyError(f"Metric(s) {missing} not in {where} (stored: {stored}).")
     t = np.asarray(table["time"], dtype=np.float64)
@@ -304,7 +305,10 @@ def metrics(
             ref_handles, ref_labels = _draw_w1_references(a, t, table)
             legend = (a, [handle, *ref_handles], [label, *ref_labels])
         a.set_xlabel(u.fit_time_key(fit))
-        a.set_ylabel(_METRIC_LABELS.get(m, m))
+        label_y = _METRIC_LABELS.get(m, m)
+        if m == "action" and "action_alpha" in table:  # the growth weight it was computed with
+            label_y = f"{label_y} (α = {float(table['action_alpha']):g})"
+        a.set_ylabel(label_y)
         a.set_xticks(t)
         a.set_xticklabels([f"{v:g}" for v in t])
         top = np.nanmax(top) if np.isfinite(top).any() else 1.0

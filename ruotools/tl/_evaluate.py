@@ -151,6 +151,7 @@ def evaluate(
             "time": table.index.to_numpy(dtype=np.float64),
             **{c: table[c].to_numpy(dtype=np.float64) for c in table.columns},
             "stochastic": bool(stochastic),
+            "action_alpha": float(model.config.alpha if action_alpha is None else action_alpha),
         }
         logg.info(f"    added `adata.uns['{keys.uns}']['metrics']`")
     return table
