@@ -310,9 +310,9 @@ def test_every_tool_and_plot_runs_on_a_var_ruot_fit(blob_fitted, tmp_path):
     assert titles == ["least_action", "score"]
     # the action panel says which growth weight the stored action used
     labels = [a.get_ylabel() for a in rt.pl.metrics(adata, show=False)]
-    assert labels[-1] == "path action from the first time (α = 3)"
+    assert labels[-1] == "path action from the first time\n(α = 3)"
     rt.tl.evaluate(adata, action_alpha=1.0)
-    assert rt.pl.metrics(adata, show=False)[-1].get_ylabel() == "path action from the first time (α = 1)"
+    assert rt.pl.metrics(adata, show=False)[-1].get_ylabel() == "path action from the first time\n(α = 1)"
     rt.pl.landscape(adata, show=False)
     plt.close("all")
 

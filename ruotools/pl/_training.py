@@ -307,7 +307,7 @@ def metrics(
         a.set_xlabel(u.fit_time_key(fit))
         label_y = _METRIC_LABELS.get(m, m)
         if m == "action" and "action_alpha" in table:  # the growth weight it was computed with
-            label_y = f"{label_y} (α = {float(table['action_alpha']):g})"
+            label_y = f"{label_y}\n(α = {float(table['action_alpha']):g})"
         a.set_ylabel(label_y)
         a.set_xticks(t)
         a.set_xticklabels([f"{v:g}" for v in t])
