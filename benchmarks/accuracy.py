@@ -52,9 +52,9 @@ def run_one(name: str, seed: int, flavor: str = "deepruot") -> pd.DataFrame:
     rows = []
     for mode, stochastic in (("SDE", True), ("ODE", False)):
         table = rt.tl.evaluate(adata, stochastic=stochastic, random_state=seed)
-        # the same particles, the action's growth term weighed by α = 1 for both flavors
-        common = rt.tl.evaluate(adata, stochastic=stochastic, random_state=seed, action_alpha=1.0)
-        table["action_a1"] = common["action"]
+        if stochastic:  # the same particles, the action's growth term weighed by α = 1 for both flavors
+            common = rt.tl.evaluate(adata, stochastic=True, random_state=seed, action_alpha=1.0)
+            table["action_a1"] = common["action"]
         for t, row in table.iterrows():
             rows.append({"dataset": name, "seed": seed, "mode": mode, "time": t, **row.to_dict()})
     df = pd.DataFrame(rows)

@@ -162,10 +162,10 @@ def transport_plan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plan and centred first dual potential between ``(x, a)`` and ``(y, b)`` under the ground ``cost``."""
     with torch.no_grad():
-        cost = ground_cost(cost)(x.detach(), y.detach())
+        matrix = ground_cost(cost)(x.detach(), y.detach())
         if max(len(x), len(y)) <= emd_max:
-            return _emd(a, b, cost)
-        return sinkhorn_log(a / a.sum(), b / b.sum(), cost, epsilon)
+            return _emd(a, b, matrix)
+        return sinkhorn_log(a / a.sum(), b / b.sum(), matrix, epsilon)
 
 
 def transport_plans(

@@ -426,11 +426,11 @@ class _Trainer:
         for k, ((x, y, _, _), (plan, _), total) in enumerate(zip(problems, plans, totals, strict=True), start=1):
             # the distance of the matching loss: W2 (√ of the squared cost) or W1
             value = (plan * ground_cost(cost)(x, y)).sum().clamp_min(0)
-            w2 = float(value.sqrt() if cost == "sqeuclidean" else value)
+            distance = float(value.sqrt() if cost == "sqeuclidean" else value)
             rel = abs(total - self.data.masses[k]) / self.data.masses[k] if self.nets.has_growth else 0.0
-            # the mass error weighs 5× a W2 unit: with weight 1, one Gaussian-mixture seed kept a state
+            # the mass error weighs 5× a distance unit: with weight 1, one Gaussian-mixture seed kept a state
             # with a 5.6 % mass error because its W2 was slightly lower (benchmarks/README.md)
-            score += w2 + 5.0 * rel
+            score += distance + 5.0 * rel
         return score / self.K
 
     @torch.no_grad()

@@ -105,6 +105,7 @@ def evaluate(
     if n_repeats < 1:
         raise ValueError(f"`n_repeats` must be ≥ 1, got {n_repeats}.")
     model, x, t, valid = fitted(adata, key_added, model)
+    action_alpha = model.config.alpha if action_alpha is None else action_alpha
     rng = np.random.default_rng(random_state)
     times = model.time_points
     start = np.flatnonzero(valid & (t == times[0]))
@@ -151,7 +152,7 @@ def evaluate(
             "time": table.index.to_numpy(dtype=np.float64),
             **{c: table[c].to_numpy(dtype=np.float64) for c in table.columns},
             "stochastic": bool(stochastic),
-            "action_alpha": float(model.config.alpha if action_alpha is None else action_alpha),
+            "action_alpha": float(action_alpha),
         }
         logg.info(f"    added `adata.uns['{keys.uns}']['metrics']`")
     return table
