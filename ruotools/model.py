@@ -279,6 +279,8 @@ class RUOTModel:
         cfg_d.setdefault("score_gain", 1.0)
         # models saved before the matching cost was a setting were trained with the squared cost
         cfg_d.setdefault("ot_cost", "sqeuclidean")
+        # and those saved before `validation_cells` existed validated on the held-out cells
+        cfg_d.setdefault("validation_cells", "held_out")
         config = TrainConfig(**cfg_d)
         nets = networks_from_config(int(payload["dim"]), config)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}

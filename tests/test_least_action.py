@@ -305,7 +305,8 @@ def test_every_tool_and_plot_runs_on_a_var_ruot_fit(blob_fitted, tmp_path):
     for plot in (rt.pl.trajectories, rt.pl.growth, rt.pl.potential, rt.pl.mass, rt.pl.history, rt.pl.metrics):
         plot(adata, show=False)
     assert adata.uns["ruot"]["params"]["ot_cost"] == "euclidean"
-    assert "held-back cells: W1 + 5" in rt.pl.history(adata, return_fig=True).get_supxlabel()
+    assert adata.uns["ruot"]["params"]["validation_cells"] == "all"
+    assert "(all cells: W1 + 5" in rt.pl.history(adata, return_fig=True).get_supxlabel()
     titles = [a.get_title().split()[0] for a in rt.pl.history(adata, show=False)]
     assert titles == ["least_action", "score"]
     # the action panel says which growth weight the stored action used
@@ -370,6 +371,61 @@ def test_matching_cost_defaults_by_flavor_and_unknown_costs_are_refused():
     with pytest.raises(ValueError, match=r"Unknown transport cost 'w1'"):
         rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {"ot_cost": "w1"}})
     assert "ruot" not in adata.uns
+
+
+def test_validation_cells_default_by_flavor_and_unknown_choices_are_refused():
+    assert TrainConfig().validation_cells == "held_out"
+    assert TrainConfig(flavor="var_ruot").validation_cells == "all"
+    assert TrainConfig(flavor="var_ruot", validation_cells="held_out").validation_cells == "held_out"
+    with pytest.raises(ValueError, match=r"Unknown `validation_cells` 'train'; choose one of \['held_out', 'all'\]"):
+        TrainConfig(validation_cells="train")
+    adata = _moving_blob(30)
+    with pytest.raises(ValueError, match=r"Unknown `validation_cells` 'train'"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {"validation_cells": "train"}})
+    assert "ruot" not in adata.uns
+
+
+def test_validation_compares_with_the_held_out_or_with_all_cells(snapshots):
+    from ruotools.core import train
+
+    def targets(choice, seed=0):
+        config = TrainConfig(flavor="var_ruot", validation_cells=choice, random_state=seed)
+        return train._Trainer(snapshots, config, train.networks_from_config(snapshots.dim, config)).val_targets
+
+    def rows(x):
+        return {tuple(r) for r in x.tolist()}
+
+    held, every = targets("held_out"), targets("all")
+    for k in range(len(snapshots)):
+        n_all = min(len(snapshots.all[k]), train.VAL_TARGETS)
+        assert rows(held[k]) == rows(snapshots.val[k][: train.VAL_TARGETS])
+        assert len(every[k]) == n_all
+        assert rows(every[k]) <= rows(snapshots.all[k])
+        # "all" draws from the training cells too, not only from the held-out ones
+        assert rows(every[k]) & rows(snapshots.train[k])
+    # the same cells for the same seed, other cells for another
+    assert all(torch.equal(a, b) for a, b in zip(every, targets("all"), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(every, targets("all", seed=1), strict=True))
+
+
+def test_models_and_checkpoints_from_before_validation_cells_validated_on_held_out_cells(blob_fitted, snapshots):
+    from ruotools.core.checkpoint import fingerprint
+
+    _, model = blob_fitted
+    assert model.config.validation_cells == "all"
+    payload = model.to_dict()
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "validation_cells"}
+    assert rt.RUOTModel.from_dict(payload).config.validation_cells == "held_out"
+
+    class OldConfig(TrainConfig):
+        def to_dict(self):
+            return {k: v for k, v in super().to_dict().items() if k != "validation_cells"}
+
+    old = OldConfig(validation_cells="held_out")
+    assert fingerprint(snapshots, TrainConfig()) == fingerprint(snapshots, old)
+    assert fingerprint(snapshots, TrainConfig(flavor="var_ruot")) != fingerprint(
+        snapshots, OldConfig(flavor="var_ruot", validation_cells="held_out")
+    )
 
 
 def test_max_epochs_names_the_phases_of_the_flavor():

@@ -31,6 +31,8 @@ def fingerprint(data: Snapshots, config: TrainConfig) -> str:
     cfg = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
     if cfg.get("ot_cost") == "sqeuclidean":  # the only cost before it was a setting: old checkpoints still resume
         del cfg["ot_cost"]
+    if cfg.get("validation_cells") == "held_out":  # likewise the only validation before it was a setting
+        del cfg["validation_cells"]
     h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
     h.update(json.dumps({"times": data.times, "masses": data.masses}).encode())
     for part in (data.train, data.val):

@@ -34,7 +34,7 @@ from .ot import ground_cost, n_cores, ot_losses, transport_plans, uniform
 logger = logging.getLogger("ruotools")
 
 VAL_PARTICLES = 1024
-#: Held-back cells per time point that validation compares with (the bundled datasets hold back ≤ 579).
+#: Observed cells per time point that validation compares with (the bundled datasets hold back ≤ 579).
 VAL_TARGETS = 600
 #: RK4 steps per unit of internal time when the total mass is calibrated.
 CALIBRATION_STEPS_PER_UNIT = 20
@@ -78,11 +78,15 @@ class _Trainer:
         x0 = data.all[0]
         idx = torch.randperm(len(x0), generator=g0, device="cpu")[:VAL_PARTICLES].to(x0.device)
         self.val_x0 = x0[idx]
-        self.val_targets = [data.val[k] if len(data.val[k]) else data.train[k] for k in range(len(data))]
         # at most VAL_TARGETS target cells: the exact plans of validation then cost the same at any N
         # (with 4096, the 1024 × 4096 plans of a 100k-cell fit took longer than the epoch itself; with
         # 1024, validation made an epoch of a 100k-cell fit 25 % slower than one of a 10k-cell fit)
-        self.val_targets = [y[:VAL_TARGETS] for y in self.val_targets]
+        if config.validation_cells == "all":  # a random subset of all cells of each snapshot
+            g_val = torch.Generator().manual_seed(config.random_state + 5)
+            self.val_targets = [y[torch.randperm(len(y), generator=g_val)[:VAL_TARGETS].to(y.device)] for y in data.all]
+        else:
+            held = [data.val[k] if len(data.val[k]) else data.train[k] for k in range(len(data))]
+            self.val_targets = [y[:VAL_TARGETS] for y in held]
         self.local = False
         self._score_pairs = self._val_score_pairs = None
         # smoothing of the score targets at each snapshot: Scott's rule on that snapshot's cells
@@ -662,7 +666,7 @@ def fit(
     distributed
         Data-parallel training in an initialised ``torch.distributed`` process group: each rank
         draws its own mini-batches of ``config.batch_size`` cells per time point, the gradients are
-        averaged by ``DistributedDataParallel``, and validation (on the same held-back cells on
+        averaged by ``DistributedDataParallel``, and validation (on the same observed cells on
         every rank) takes the same decisions everywhere, so all ranks end with identical weights.
         Not combined with ``checkpoint_dir``.
 

@@ -68,12 +68,13 @@ def history(
     * *training* is the phase's objective, averaged over the epoch's mini-batches of training cells:
       the weighted sum of the transport cost, the mass terms and the phase's other terms (action,
       score matching …), in standardised units;
-    * *validation* is one score on cells held back from training (``train_size``), the same in
-      every phase but ``score``: the mean over intervals of the distance between the predicted and
-      the held-back cells that the fit matches (W2; W1 for ``ot_cost="euclidean"``, the ``var_ruot``
-      default) plus 5 × the relative error of the predicted population size; in the
-      ``score`` phase, the score-matching loss on held-back cells. It picks the state that is
-      kept (starred) and decides early stopping.
+    * *validation* is one score on the cells held back from training (``train_size``; for a
+      ``var_ruot`` fit, on all cells of each snapshot: ``validation_cells``), the same in every
+      phase but ``score``: the mean over intervals of the distance between the predicted and
+      those observed cells (W2; W1 for ``ot_cost="euclidean"``, the ``var_ruot`` default) plus 5 ×
+      the relative error of the predicted population size; in the ``score`` phase, the
+      score-matching loss on those cells. It picks the state that is kept (starred) and decides
+      early stopping.
 
     A panel's title says why the phase ended: ``(early stopping)`` — the validation score stopped
     improving for ``patience`` epochs; ``(max epochs)`` — the phase ran all of its ``max_epochs``
@@ -139,8 +140,10 @@ def history(
     train_color, val_color = palette
     n_cols = min(len(phases), 5) if ncols is None else max(1, min(int(ncols), len(phases)))
     # fits from before the matching cost was stored used W2
-    distance = "W1" if fit.get("params", {}).get("ot_cost") == "euclidean" else "W2"
-    text = _history_note(n_cols, distance) if note and ax is None else None
+    params = fit.get("params", {})
+    distance = "W1" if params.get("ot_cost") == "euclidean" else "W2"
+    cells = "all cells" if params.get("validation_cells") == "all" else "held-back cells"
+    text = _history_note(n_cols, distance, cells) if note and ax is None else None
     if figsize is None and text is not None:  # the panels' default size, plus the note's lines
         n_rows = -(-len(phases) // n_cols)
         figsize = (3.6 * n_cols + 0.8, 3.0 * n_rows + 0.18 * (text.count("\n") + 1))
@@ -184,10 +187,10 @@ def history(
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
 
 
-def _history_note(n_cols: int, distance: str = "W2") -> str:
-    """Return the note below :func:`history`'s panels (``distance``: the fit's validation distance), wrapped."""
+def _history_note(n_cols: int, distance: str = "W2", cells: str = "held-back cells") -> str:
+    """Return the note below :func:`history`'s panels (the fit's validation ``distance`` and ``cells``), wrapped."""
     text = (
-        f"Training loss (training batches) and validation score (held-back cells: {distance} + 5 × mass error; score "
+        f"Training loss (training batches) and validation score ({cells}: {distance} + 5 × mass error; score "
         "phase: score matching) are different quantities: compare trends, not levels. ★ = the state kept. "
         "(max epochs): every epoch ran, no early stop; more epochs may help."
     )
