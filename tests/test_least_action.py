@@ -346,14 +346,21 @@ def test_alpha_and_epochs_default_by_flavor(blob_fitted):
     assert adata.uns["ruot"]["params"]["alpha"] == 3.0
 
 
+def _config_before(key):
+    """A TrainConfig class whose saved dict lacks ``key``, as configs written before that setting existed."""
+
+    class OldConfig(TrainConfig):
+        def to_dict(self):
+            return {k: v for k, v in super().to_dict().items() if k != key}
+
+    return OldConfig
+
+
 def test_checkpoints_of_squared_cost_fits_keep_their_fingerprint(snapshots):
     from ruotools.core.checkpoint import fingerprint
 
     # before `ot_cost` existed every fit used the squared cost and the config had no such key
-    class OldConfig(TrainConfig):
-        def to_dict(self):
-            return {k: v for k, v in super().to_dict().items() if k != "ot_cost"}
-
+    OldConfig = _config_before("ot_cost")
     for flavor in ("deepruot", "var_ruot"):
         old = OldConfig(flavor=flavor, ot_cost="sqeuclidean")
         assert fingerprint(snapshots, TrainConfig(flavor=flavor, ot_cost="sqeuclidean")) == fingerprint(snapshots, old)
@@ -361,27 +368,34 @@ def test_checkpoints_of_squared_cost_fits_keep_their_fingerprint(snapshots):
     assert w1 != fingerprint(snapshots, OldConfig(flavor="var_ruot"))
 
 
-def test_matching_cost_defaults_by_flavor_and_unknown_costs_are_refused():
-    assert TrainConfig().ot_cost == "sqeuclidean"
-    assert TrainConfig(flavor="var_ruot").ot_cost == "euclidean"
-    assert TrainConfig(flavor="var_ruot", ot_cost="sqeuclidean").ot_cost == "sqeuclidean"
-    with pytest.raises(ValueError, match=r"Unknown transport cost 'w1'; choose one of \['sqeuclidean', 'euclidean'\]"):
-        TrainConfig(ot_cost="w1")
+@pytest.mark.parametrize(
+    ("key", "deepruot", "var_ruot", "bad", "message"),
+    [
+        (
+            "ot_cost",
+            "sqeuclidean",
+            "euclidean",
+            "w1",
+            r"Unknown transport cost 'w1'; choose one of \['sqeuclidean', 'euclidean'\]",
+        ),
+        (
+            "validation_cells",
+            "held_out",
+            "all",
+            "train",
+            r"Unknown `validation_cells` 'train'; choose one of \['held_out', 'all'\]",
+        ),
+    ],
+)
+def test_settings_default_by_flavor_and_unknown_choices_are_refused(key, deepruot, var_ruot, bad, message):
+    assert getattr(TrainConfig(), key) == deepruot
+    assert getattr(TrainConfig(flavor="var_ruot"), key) == var_ruot
+    assert getattr(TrainConfig(flavor="var_ruot", **{key: deepruot}), key) == deepruot
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{key: bad})
     adata = _moving_blob(30)
-    with pytest.raises(ValueError, match=r"Unknown transport cost 'w1'"):
-        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {"ot_cost": "w1"}})
-    assert "ruot" not in adata.uns
-
-
-def test_validation_cells_default_by_flavor_and_unknown_choices_are_refused():
-    assert TrainConfig().validation_cells == "held_out"
-    assert TrainConfig(flavor="var_ruot").validation_cells == "all"
-    assert TrainConfig(flavor="var_ruot", validation_cells="held_out").validation_cells == "held_out"
-    with pytest.raises(ValueError, match=r"Unknown `validation_cells` 'train'; choose one of \['held_out', 'all'\]"):
-        TrainConfig(validation_cells="train")
-    adata = _moving_blob(30)
-    with pytest.raises(ValueError, match=r"Unknown `validation_cells` 'train'"):
-        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {"validation_cells": "train"}})
+    with pytest.raises(ValueError, match=message):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {key: bad}})
     assert "ruot" not in adata.uns
 
 
@@ -416,11 +430,7 @@ def test_models_and_checkpoints_from_before_validation_cells_validated_on_held_o
     payload = model.to_dict()
     payload["config"] = {k: v for k, v in payload["config"].items() if k != "validation_cells"}
     assert rt.RUOTModel.from_dict(payload).config.validation_cells == "held_out"
-
-    class OldConfig(TrainConfig):
-        def to_dict(self):
-            return {k: v for k, v in super().to_dict().items() if k != "validation_cells"}
-
+    OldConfig = _config_before("validation_cells")
     old = OldConfig(validation_cells="held_out")
     assert fingerprint(snapshots, TrainConfig()) == fingerprint(snapshots, old)
     assert fingerprint(snapshots, TrainConfig(flavor="var_ruot")) != fingerprint(
