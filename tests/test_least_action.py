@@ -10,6 +10,7 @@ import torch
 
 import ruotools as rt
 from ruotools.core import checkpoint as ckpt_mod
+from ruotools.core import train
 from ruotools.core.config import TrainConfig
 from ruotools.core.data import Snapshots, Standardizer
 from ruotools.core.least_action import LeastActionNetworks, hjb_residual, laplacian
@@ -498,3 +499,39 @@ def test_var_ruot_fits_are_deterministic_and_seeded(snapshots):
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def _least_action_step(data, config, threaded, local):
+    torch.manual_seed(1)
+    nets = train.networks_from_config(data.dim, config)
+    with torch.no_grad():
+        for p in nets.flow_net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    trainer = train._Trainer(data, config, nets)
+    trainer.threaded, trainer.local = threaded, local
+    loss, parts = trainer.step("least_action")
+    if loss.requires_grad:
+        loss.backward()
+    return loss.item(), {k: float(v) for k, v in parts.items()}, [p.grad.clone() for p in nets.flow_net.parameters()]
+
+
+# the local stage (per-particle times) and whole trajectories; exact Laplacian (2-D) and Hutchinson's (12-D)
+@pytest.mark.parametrize("local", [True, False])
+@pytest.mark.parametrize("dim", [2, 12])
+def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(local, dim):
+    rng = np.random.default_rng(0)
+    xs = [(rng.normal(size=(60, dim)) + k).astype(np.float32) for k in range(3)]
+    data = Snapshots(xs, [0.0, 1.0, 2.5], [1.0, 1.2, 1.5])
+    config = _var_config(batch_size=40, lambda_action=0.5, lambda_hjb=0.5)
+    loss_1, parts_1, grads_1 = _least_action_step(data, config, threaded=False, local=local)
+    runs = [_least_action_step(data, config, threaded=True, local=local) for _ in range(3)]
+    loss_2, parts_2, grads_2 = runs[0]
+    assert loss_2 == pytest.approx(loss_1, rel=1e-5)
+    assert parts_2 == pytest.approx(parts_1, rel=1e-5)
+    assert min(parts_1["ot"], parts_1["action"], parts_1["hjb"]) > 0
+    for a, b in zip(grads_1, grads_2, strict=True):
+        assert torch.count_nonzero(a) > 0
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    for loss, parts, grads in runs[1:]:  # the threads' order does not change a bit
+        assert (loss, parts) == (loss_2, parts_2)
+        assert all(torch.equal(a, b) for a, b in zip(grads_2, grads, strict=True))

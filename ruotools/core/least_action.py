@@ -173,10 +173,13 @@ class PotentialPaths:
     0.087 / 0.111 / 0.094 / 0.074, in 8 instead of 10 drift evaluations per unit of time).
     ``t`` is a number or one time per particle; so is each step size ``h``. ``action`` is the sum over
     particles of their action so far; ``states`` every step's detached ``(x, t, log_mass)``.
+    ``noise``: the standard normal increments of the steps, one ``x``-shaped tensor each, drawn
+    beforehand (:func:`draw_noise`); by default each step draws its own from ``generator``.
     """
 
-    def __init__(self, nets, x, log_mass, t, *, sigma: float, alpha: float, generator=None):
+    def __init__(self, nets, x, log_mass, t, *, sigma: float, alpha: float, generator=None, noise=None):
         self.nets, self.sigma, self.alpha, self.generator = nets, sigma, alpha, generator
+        self.noise = None if noise is None else iter(noise)
         self.x, self.log_mass, self.t = x, log_mass, t
         self.u, self.g = nets.drift_growth(x, t, create_graph=True)
         self.rate = self._rate(self.u, self.g, log_mass)
@@ -197,7 +200,7 @@ class PotentialPaths:
         r3 = self._rate(k3, g3, ell + 0.5 * h * g2)
         k4, g4 = self.nets.drift_growth(x + hx * k3, t + h, create_graph=True)
         r4 = self._rate(k4, g4, ell + h * g3)
-        dw = torch.randn(x.shape, generator=gen, device=draw_device(gen), dtype=x.dtype).to(x.device)
+        dw = draw_noise(x, gen) if self.noise is None else next(self.noise)
         root_h = torch.sqrt(h)[:, None] if torch.is_tensor(h) else math.sqrt(h)
         self.x = x + (hx / 6) * (k1 + 2 * k2 + 2 * k3 + k4) + self.sigma * root_h * dw
         self.log_mass = ell + (h / 6) * (g1 + 2 * g2 + 2 * g3 + g4)
@@ -218,8 +221,12 @@ def integrate_potential(
     sigma: float,
     alpha: float,
     generator: torch.Generator | None = None,
+    noise: Sequence[torch.Tensor] | None = None,
 ) -> dict:
     """Push particles from ``times[0]`` through ``times`` along ∇λ (:class:`PotentialPaths`).
+
+    ``noise``: the steps' pre-drawn increments, as for :class:`PotentialPaths`
+    (:func:`path_steps` steps in all).
 
     Returns
     -------
@@ -227,7 +234,9 @@ def integrate_potential(
         ``"x"``, ``"log_mass"`` at each of ``times``; ``"action"`` (scalar tensor, ∫ from ``times[0]``
         to ``times[-1]``); ``"states"``: every step's detached ``(x, t, log_mass)`` (for the HJB residual).
     """
-    paths = PotentialPaths(nets, x, log_mass, float(times[0]), sigma=sigma, alpha=alpha, generator=generator)
+    paths = PotentialPaths(
+        nets, x, log_mass, float(times[0]), sigma=sigma, alpha=alpha, generator=generator, noise=noise
+    )
     out = {"x": [x], "log_mass": [log_mass]}
     for t0, t1 in itertools.pairwise(times):
         n = _n_steps(t0, t1, steps_per_unit)
@@ -236,3 +245,13 @@ def integrate_potential(
         out["x"].append(paths.x)
         out["log_mass"].append(paths.log_mass)
     return {**out, "action": paths.action, "states": paths.states}
+
+
+def path_steps(times: Sequence[float], steps_per_unit: float) -> int:
+    """Return the number of steps :func:`integrate_potential` takes from ``times[0]`` to ``times[-1]``."""
+    return sum(_n_steps(t0, t1, steps_per_unit) for t0, t1 in itertools.pairwise(times))
+
+
+def draw_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One step's standard normal increments, shaped like ``like``: drawn where the generator lives, then moved."""
+    return torch.randn(like.shape, generator=generator, device=draw_device(generator), dtype=like.dtype).to(like.device)

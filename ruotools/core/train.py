@@ -19,7 +19,14 @@ from .checkpoint import Checkpointer, fingerprint
 from .config import TrainConfig
 from .data import Snapshots
 from .dynamics import integrate, integrate_intervals
-from .least_action import LeastActionNetworks, PotentialPaths, hjb_residual, integrate_potential
+from .least_action import (
+    LeastActionNetworks,
+    PotentialPaths,
+    draw_noise,
+    hjb_residual,
+    integrate_potential,
+    path_steps,
+)
 from .losses import (
     fokker_planck_residual,
     initial_density_loss,
@@ -280,47 +287,117 @@ class _Trainer:
             xs = [data.sample(k, batch, self.gen) for k in range(self.K)]
             sizes = [len(x) for x in xs]
             x = torch.cat(xs)
-
             n_steps = self._local_steps()
             h = _per_particle(np.diff(data.times) / n_steps, sizes, x)
             ell = _per_particle([math.log(data.masses[k] / sizes[k]) for k in range(self.K)], sizes, x)
-            paths = PotentialPaths(
-                self.nets,
-                x,
-                ell,
-                _per_particle(data.times[:-1], sizes, x),
-                sigma=cfg.sigma,
-                alpha=cfg.alpha,
-                generator=self.gen,
-            )
-            for _ in range(n_steps):
-                paths.step(h)
+            t0 = _per_particle(data.times[:-1], sizes, x)
+
+            def run(rows, noise):
+                paths = PotentialPaths(
+                    self.nets,
+                    x[rows],
+                    ell[rows],
+                    t0[rows],
+                    sigma=cfg.sigma,
+                    alpha=cfg.alpha,
+                    generator=self.gen,
+                    noise=noise,
+                )
+                for _ in range(n_steps):
+                    paths.step(h[rows])
+                return [paths.x, paths.log_mass], paths.action, paths.states
+
+            (x1, ell1), action, states, backward = self._paths(run, x, n_steps)
             ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
-            loss, parts = self._snapshot_losses(
-                paths.x.split(sizes), paths.log_mass.split(sizes), ys, data.masses[1:], self.nets.has_growth
-            )
-            action, states = paths.action, paths.states
+            ends = (x1.split(sizes), ell1.split(sizes))
         else:
             x0 = data.sample(0, cfg.batch_size, self.gen)
-            out = integrate_potential(
-                self.nets,
-                x0,
-                self._start(x0),
-                data.times,
-                steps_per_unit=cfg.steps_per_unit,
-                sigma=cfg.sigma,
-                alpha=cfg.alpha,
-                generator=self.gen,
-            )
-            loss, parts = self._transport_losses(out, use_mass=self.nets.has_growth)
-            action, states = out["action"], out["states"]
-        loss = loss + cfg.lambda_action * action
+            ell0 = self._start(x0)
+
+            def run(rows, noise):
+                out = integrate_potential(
+                    self.nets,
+                    x0[rows],
+                    ell0[rows],
+                    data.times,
+                    steps_per_unit=cfg.steps_per_unit,
+                    sigma=cfg.sigma,
+                    alpha=cfg.alpha,
+                    generator=self.gen,
+                    noise=noise,
+                )
+                return out["x"][1:] + out["log_mass"][1:], out["action"], out["states"]
+
+            flat, action, states, backward = self._paths(run, x0, path_steps(data.times, cfg.steps_per_unit))
+            ys = [data.sample(k, cfg.batch_size, self.gen) for k in range(1, self.K + 1)]
+            ends = (flat[: self.K], flat[self.K :])
+        if backward is None:  # one pass: the loss keeps its graph and the training loop back-propagates it
+            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
+            loss = loss + cfg.lambda_action * action
+            if cfg.lambda_hjb > 0:
+                hjb = self._hjb_loss(states)
+                loss = loss + cfg.lambda_hjb * hjb
+                parts["hjb"] = hjb.detach()
+        else:
+            # the HJB term's gradient is computed in a thread of its own meanwhile, and added last
+            params = self.parameters_for("least_action")
+            hjb_job = _hjb_pool().submit(self._hjb_gradient, states, params) if cfg.lambda_hjb > 0 else None
+            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
+            backward(loss, cfg.lambda_action)
+            loss = loss.detach() + cfg.lambda_action * action
+            if hjb_job is not None:
+                hjb, grads = hjb_job.result()
+                _add_grads(params, grads)
+                loss = loss + cfg.lambda_hjb * hjb
+                parts["hjb"] = hjb
         parts["action"] = action.detach()
-        if cfg.lambda_hjb > 0:
-            hjb = self._hjb_loss(states)
-            loss = loss + cfg.lambda_hjb * hjb
-            parts["hjb"] = hjb.detach()
         return loss, parts
+
+    def _hjb_gradient(self, states, params) -> tuple[torch.Tensor, list]:
+        """Return the HJB loss (detached) and the gradient of ``lambda_hjb`` × it with respect to ``params``."""
+        hjb = self._hjb_loss(states)
+        grads = torch.autograd.grad(self.cfg.lambda_hjb * hjb, params, allow_unused=True)
+        return hjb.detach(), grads
+
+    def _paths(self, run, x: torch.Tensor, n_steps: int):
+        """Run ``run(rows, noise)`` (least-action particles) on all of ``x`` or, on a multi-core CPU, in two halves.
+
+        ``run`` returns the end states (a list of tensors, one row per particle), their summed action
+        and the detached states of the steps. Returns ``(ends, action, states, backward)``; in one pass
+        ``backward`` is ``None`` and everything keeps its graph. In halves, two threads integrate their
+        particles with the noise drawn here beforehand (the numbers one pass draws, in its order);
+        ``ends`` are then leaves and ``action`` is detached, and ``backward(loss, action_weight)``
+        back-propagates ``loss`` (a function of ``ends``) and ``action_weight`` × the action through
+        both halves, again in two threads. Each half adds its gradient to the parameters' ``.grad``;
+        the sum of two parts does not depend on their order, so the result is deterministic.
+        """
+        if not self.threaded or len(x) < 2:
+            ends, action, states = run(slice(None), None)
+            return ends, action, states, None
+        noise = [draw_noise(x, self.gen) for _ in range(n_steps)]
+        halves = [slice(0, len(x) // 2), slice(len(x) // 2, None)]
+        parts = list(_piece_pool().map(lambda rows: run(rows, [z[rows] for z in noise]), halves))
+        ends = [
+            torch.cat([a.detach(), b.detach()]).requires_grad_() for a, b in zip(*(p[0] for p in parts), strict=True)
+        ]
+        states = [
+            (torch.cat([xa, xb]), torch.cat([ta, tb]) if torch.is_tensor(ta) else ta, torch.cat([la, lb]))
+            for (xa, ta, la), (xb, tb, lb) in zip(*(p[2] for p in parts), strict=True)
+        ]
+
+        def backward(loss, action_weight):
+            grads = torch.autograd.grad(loss, ends, allow_unused=True)
+
+            def half(i):
+                pairs = [(end, g[halves[i]]) for end, g in zip(parts[i][0], grads, strict=True) if g is not None]
+                action = parts[i][1]
+                torch.autograd.backward(
+                    [e for e, _ in pairs] + [action], [g for _, g in pairs] + [torch.full_like(action, action_weight)]
+                )
+
+            list(_piece_pool().map(half, [0, 1]))
+
+        return ends, parts[0][1].detach() + parts[1][1].detach(), states, backward
 
     def _hjb_loss(self, states) -> torch.Tensor:
         """Mass-weighted mean squared HJB residual at ``hjb_points`` points drawn from trajectory states."""
@@ -769,6 +846,19 @@ def _per_particle(values, sizes, like: torch.Tensor) -> torch.Tensor:
     """``values[k]`` repeated ``sizes[k]`` times, as one tensor of ``like``'s dtype and device."""
     parts = [torch.full((n,), v, device=like.device, dtype=like.dtype) for v, n in zip(values, sizes, strict=True)]
     return torch.cat(parts)
+
+
+@functools.cache
+def _hjb_pool() -> ThreadPoolExecutor:
+    """One thread for the HJB term of a least-action step, beside the two of :func:`_piece_pool`."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ruotools-hjb")
+
+
+def _add_grads(params: list[torch.Tensor], grads) -> None:
+    """Add ``grads`` (``None``: no gradient) to the parameters' ``.grad``."""
+    for p, g in zip(params, grads, strict=True):
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad + g
 
 
 @functools.cache
