@@ -389,11 +389,12 @@ class _Trainer:
             grads = torch.autograd.grad(loss, ends, allow_unused=True)
 
             def half(i):
-                pairs = [(end, g[halves[i]]) for end, g in zip(parts[i][0], grads, strict=True) if g is not None]
                 action = parts[i][1]
-                torch.autograd.backward(
-                    [e for e, _ in pairs] + [action], [g for _, g in pairs] + [torch.full_like(action, action_weight)]
-                )
+                pairs = [(end, g[halves[i]]) for end, g in zip(parts[i][0], grads, strict=True) if g is not None]
+                pairs.append((action, torch.full_like(action, action_weight)))
+                # a balanced model's log-masses do not depend on the weights: nothing to propagate there
+                pairs = [(end, g) for end, g in pairs if end.requires_grad]
+                torch.autograd.backward([e for e, _ in pairs], [g for _, g in pairs])
 
             list(_piece_pool().map(half, [0, 1]))
 
