@@ -514,7 +514,7 @@ def _least_action_step(data, config, threaded, local):
         loss.backward()
     # the output bias of λ moves no particle (nor, in a balanced model, any mass): it gets no gradient there
     grads = [p.grad for p in nets.flow_net.parameters() if p.grad is not None]
-    return loss.item(), {k: float(v) for k, v in parts.items()}, grads
+    return loss.item(), {k: float(v) for k, v in parts.items()}, grads, trainer.gen.get_state()
 
 
 # the local stage (per-particle times) and whole trajectories; exact Laplacian (2-D) and Hutchinson's (12-D),
@@ -526,9 +526,11 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
     xs = [(rng.normal(size=(60, dim)) + k).astype(np.float32) for k in range(3)]
     data = Snapshots(xs, [0.0, 1.0, 2.5], [1.0, 1.2, 1.5])
     config = _var_config(batch_size=40, lambda_action=0.5, lambda_hjb=0.5, growth=growth)
-    loss_1, parts_1, grads_1 = _least_action_step(data, config, threaded=False, local=local)
+    loss_1, parts_1, grads_1, gen_1 = _least_action_step(data, config, threaded=False, local=local)
     runs = [_least_action_step(data, config, threaded=True, local=local) for _ in range(3)]
-    loss_2, parts_2, grads_2 = runs[0]
+    loss_2, parts_2, grads_2, gen_2 = runs[0]
+    assert torch.equal(gen_2, gen_1)  # the same random numbers drawn: the next step starts alike
+    assert list(parts_2) == list(parts_1)
     assert loss_2 == pytest.approx(loss_1, rel=1e-5)
     assert parts_2 == pytest.approx(parts_1, rel=1e-5)
     assert min(parts_1["ot"], parts_1["action"], parts_1["hjb"]) > 0
@@ -536,6 +538,6 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
     for a, b in zip(grads_1, grads_2, strict=True):
         assert torch.count_nonzero(a) > 0
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
-    for loss, parts, grads in runs[1:]:  # the threads' order does not change a bit
+    for loss, parts, grads, _ in runs[1:]:  # the threads' order does not change a bit
         assert (loss, parts) == (loss_2, parts_2)
         assert all(torch.equal(a, b) for a, b in zip(grads_2, grads, strict=True))

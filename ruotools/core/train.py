@@ -76,7 +76,8 @@ class _Trainer:
         # the generator lives there, and the step's random numbers are drawn there (no host copies)
         where = self.device if self.device.type == "cuda" else "cpu"
         self.gen = torch.Generator(device=where).manual_seed(config.random_state + RANK_SEED_STRIDE * rank)
-        # independent parts of a step (the local stage's intervals) run in two threads on a multi-core CPU
+        # independent parts of a step (the local stage's intervals, the halves of the least-action particles)
+        # run in two threads on a multi-core CPU
         self.threaded = not distributed and self.device.type == "cpu" and n_cores() > 1
         self._wrapped = {}  # (phase, local stage) → DistributedDataParallel of the networks it trains
         self.K = len(data) - 1
@@ -280,6 +281,10 @@ class _Trainer:
         ``hjb_points`` points drawn from the trajectories (all steps and particles). In the local
         stage (the first ``local_fraction`` of the epochs) the cells of every snapshot are pushed to
         the next one instead, all intervals in one batch, as in the ``deepruot`` pre-training.
+
+        On a multi-core CPU the particles run in two halves in two threads (:meth:`_paths`) and the
+        HJB term's gradient in a third meanwhile; the returned loss then carries no graph: its
+        backward pass is done.
         """
         cfg, data = self.cfg, self.data
         if self.local:
@@ -334,23 +339,26 @@ class _Trainer:
         if backward is None:  # one pass: the loss keeps its graph and the training loop back-propagates it
             loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
             loss = loss + cfg.lambda_action * action
+            parts["action"] = action.detach()
             if cfg.lambda_hjb > 0:
                 hjb = self._hjb_loss(states)
                 loss = loss + cfg.lambda_hjb * hjb
                 parts["hjb"] = hjb.detach()
-        else:
-            # the HJB term's gradient is computed in a thread of its own meanwhile, and added last
-            params = self.parameters_for("least_action")
-            hjb_job = _hjb_pool().submit(self._hjb_gradient, states, params) if cfg.lambda_hjb > 0 else None
+            return loss, parts
+        # the HJB term's gradient is computed in a thread of its own meanwhile, and added last
+        params = self.parameters_for("least_action")
+        hjb_job = _hjb_pool().submit(self._hjb_gradient, states, params) if cfg.lambda_hjb > 0 else None
+        try:
             loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
             backward(loss, cfg.lambda_action)
-            loss = loss.detach() + cfg.lambda_action * action
-            if hjb_job is not None:
-                hjb, grads = hjb_job.result()
-                _add_grads(params, grads)
-                loss = loss + cfg.lambda_hjb * hjb
-                parts["hjb"] = hjb
-        parts["action"] = action.detach()
+        finally:  # never leave the job drawing from the generator behind an error
+            hjb = None if hjb_job is None else hjb_job.result()
+        loss = loss.detach() + cfg.lambda_action * action
+        parts["action"] = action
+        if hjb is not None:
+            _add_grads(params, hjb[1])
+            loss = loss + cfg.lambda_hjb * hjb[0]
+            parts["hjb"] = hjb[0]
         return loss, parts
 
     def _hjb_gradient(self, states, params) -> tuple[torch.Tensor, list]:
@@ -359,7 +367,7 @@ class _Trainer:
         grads = torch.autograd.grad(self.cfg.lambda_hjb * hjb, params, allow_unused=True)
         return hjb.detach(), grads
 
-    def _paths(self, run, x: torch.Tensor, n_steps: int):
+    def _paths(self, run, x: torch.Tensor, n_steps: int) -> tuple[list, torch.Tensor, list, object]:
         """Run ``run(rows, noise)`` (least-action particles) on all of ``x`` or, on a multi-core CPU, in two halves.
 
         ``run`` returns the end states (a list of tensors, one row per particle), their summed action
@@ -368,29 +376,30 @@ class _Trainer:
         particles with the noise drawn here beforehand (the numbers one pass draws, in its order);
         ``ends`` are then leaves and ``action`` is detached, and ``backward(loss, action_weight)``
         back-propagates ``loss`` (a function of ``ends``) and ``action_weight`` × the action through
-        both halves, again in two threads. Each half adds its gradient to the parameters' ``.grad``;
-        the sum of two parts does not depend on their order, so the result is deterministic.
+        both halves, again in two threads. Each half adds its gradient to the parameters' ``.grad``
+        (``None`` at the start of a training step): the sum of two parts does not depend on their
+        order, so the result is deterministic.
         """
         if not self.threaded or len(x) < 2:
             ends, action, states = run(slice(None), None)
             return ends, action, states, None
         noise = [draw_noise(x, self.gen) for _ in range(n_steps)]
         halves = [slice(0, len(x) // 2), slice(len(x) // 2, None)]
-        parts = list(_piece_pool().map(lambda rows: run(rows, [z[rows] for z in noise]), halves))
+        by_half = list(_piece_pool().map(lambda rows: run(rows, [z[rows] for z in noise]), halves))
         ends = [
-            torch.cat([a.detach(), b.detach()]).requires_grad_() for a, b in zip(*(p[0] for p in parts), strict=True)
+            torch.cat([a.detach(), b.detach()]).requires_grad_() for a, b in zip(*(h[0] for h in by_half), strict=True)
         ]
         states = [
             (torch.cat([xa, xb]), torch.cat([ta, tb]) if torch.is_tensor(ta) else ta, torch.cat([la, lb]))
-            for (xa, ta, la), (xb, tb, lb) in zip(*(p[2] for p in parts), strict=True)
+            for (xa, ta, la), (xb, tb, lb) in zip(*(h[2] for h in by_half), strict=True)
         ]
 
         def backward(loss, action_weight):
             grads = torch.autograd.grad(loss, ends, allow_unused=True)
 
             def half(i):
-                action = parts[i][1]
-                pairs = [(end, g[halves[i]]) for end, g in zip(parts[i][0], grads, strict=True) if g is not None]
+                action = by_half[i][1]
+                pairs = [(end, g[halves[i]]) for end, g in zip(by_half[i][0], grads, strict=True) if g is not None]
                 pairs.append((action, torch.full_like(action, action_weight)))
                 # a balanced model's log-masses do not depend on the weights: nothing to propagate there
                 pairs = [(end, g) for end, g in pairs if end.requires_grad]
@@ -398,7 +407,7 @@ class _Trainer:
 
             list(_piece_pool().map(half, [0, 1]))
 
-        return ends, parts[0][1].detach() + parts[1][1].detach(), states, backward
+        return ends, by_half[0][1].detach() + by_half[1][1].detach(), states, backward
 
     def _hjb_loss(self, states) -> torch.Tensor:
         """Mass-weighted mean squared HJB residual at ``hjb_points`` points drawn from trajectory states."""
