@@ -74,7 +74,8 @@ class TrainConfig:
     single phase ``least_action`` (drift ∇λ, growth λ/(2α), stochastic particles moved by
     ``steps_per_unit`` RK4 steps per unit plus noise, a local stage first as in pre-training;
     losses: transport and total mass at every snapshot, ``lambda_hjb`` × the HJB residual on ``hjb_points`` trajectory
-    points per step, ``lambda_action`` × the path action), then the score phase. ``epochs``,
+    points per step, ``lambda_action`` × the path action; on a multi-core CPU each step's particles run in two
+    halves in two threads, with the same random numbers as one pass), then the score phase. ``epochs``,
     ``lr``, ``lambda_action``, ``alpha`` and ``ot_cost`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
     settings that only one flavor uses.
 
