@@ -401,8 +401,6 @@ def test_settings_default_by_flavor_and_unknown_choices_are_refused(key, deepruo
 
 
 def test_validation_compares_with_the_held_out_or_with_all_cells(snapshots):
-    from ruotools.core import train
-
     def targets(choice, seed=0):
         config = TrainConfig(flavor="var_ruot", validation_cells=choice, random_state=seed)
         return train._Trainer(snapshots, config, train.networks_from_config(snapshots.dim, config)).val_targets

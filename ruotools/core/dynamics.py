@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .networks import RUOTNetworks
-from .rng import draw_device
+from .rng import draw_noise
 
 NoiseFn = Callable[[float, float, tuple, torch.Tensor], torch.Tensor]
 
@@ -122,12 +122,7 @@ def integrate(
                     here = action_rate(nets, x, t, log_mass, sigma=sigma, alpha=alpha, use_score=sigma > 0)
                 v, g, rate, grad = here
                 drift = v if grad is None else v + grad
-                if noise is not None:
-                    dw = noise(t, t + h, x.shape, x)
-                else:
-                    dw = torch.randn(x.shape, generator=generator, device=draw_device(generator), dtype=x.dtype)
-                    dw = dw.to(x.device)
-                    dw = dw * math.sqrt(h)
+                dw = noise(t, t + h, x.shape, x) if noise is not None else draw_noise(x, generator) * math.sqrt(h)
                 x = x + h * drift + sigma * dw
                 here = action_rate(nets, x, t + h, log_mass + h * g, sigma=sigma, alpha=alpha, use_score=sigma > 0)
                 log_mass = log_mass + 0.5 * h * (g + here[1])

@@ -19,7 +19,7 @@ import torch
 
 from .dynamics import _n_steps
 from .networks import RUOTNetworks, StackedMLP
-from .rng import draw_device
+from .rng import draw_device, draw_noise
 
 
 class LeastActionNetworks(RUOTNetworks):
@@ -250,8 +250,3 @@ def integrate_potential(
 def path_steps(times: Sequence[float], steps_per_unit: float) -> int:
     """Return the number of steps :func:`integrate_potential` takes from ``times[0]`` to ``times[-1]``."""
     return sum(_n_steps(t0, t1, steps_per_unit) for t0, t1 in itertools.pairwise(times))
-
-
-def draw_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One step's standard normal increments, shaped like ``like``: drawn where the generator lives, then moved."""
-    return torch.randn(like.shape, generator=generator, device=draw_device(generator), dtype=like.dtype).to(like.device)

@@ -13,3 +13,8 @@ def draw_device(generator: torch.Generator | None) -> torch.device:
     streams are those of a CPU generator.
     """
     return torch.device("cpu") if generator is None else generator.device
+
+
+def draw_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Draw standard normal numbers shaped like ``like`` where ``generator`` draws; return them on ``like``'s device."""
+    return torch.randn(like.shape, generator=generator, device=draw_device(generator), dtype=like.dtype).to(like.device)

@@ -22,7 +22,6 @@ from .dynamics import integrate, integrate_intervals
 from .least_action import (
     LeastActionNetworks,
     PotentialPaths,
-    draw_noise,
     hjb_residual,
     integrate_potential,
     path_steps,
@@ -37,6 +36,7 @@ from .losses import (
 )
 from .networks import RUOTNetworks
 from .ot import ground_cost, n_cores, ot_losses, transport_plans, uniform
+from .rng import draw_noise
 
 logger = logging.getLogger("ruotools")
 
