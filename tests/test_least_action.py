@@ -338,8 +338,11 @@ def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
     assert "ruot" not in adata.uns
 
 
-def test_alpha_and_epochs_default_by_flavor(blob_fitted):
+def test_alpha_epochs_and_steps_per_epoch_default_by_flavor(blob_fitted):
     assert TrainConfig().alpha == 1.0
+    assert TrainConfig().steps_per_epoch == 10
+    assert TrainConfig(flavor="var_ruot").steps_per_epoch == 15
+    assert TrainConfig(flavor="var_ruot", steps_per_epoch=7).steps_per_epoch == 7
     assert TrainConfig(flavor="var_ruot").alpha == 3.0
     assert TrainConfig(flavor="var_ruot", alpha=0.5).alpha == 0.5
     assert TrainConfig(flavor="var_ruot").epochs == {"least_action": 60, "score": 40}

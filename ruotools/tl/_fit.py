@@ -126,7 +126,8 @@ def fit_ruot(
         Epochs per phase: an integer for every phase, or a dict with any of the flavor's phases
         (``"pretrain"``, ``"refine"``, ``"score"``, ``"joint"`` for ``"deepruot"``;
         ``"least_action"``, ``"score"`` for ``"var_ruot"``). An epoch is a fixed number of optimisation steps
-        (``TrainConfig.steps_per_epoch``), so the cost of an epoch does not grow with the data.
+        (``TrainConfig.steps_per_epoch``: 10 for ``"deepruot"``, 15 for ``"var_ruot"``), so the cost of
+        an epoch does not grow with the data.
     batch_size
         Cells per time point and step (and particles per step; default 512); bounds memory and the
         cost of a step at any number of cells.
