@@ -12,6 +12,10 @@ For each simulator (data seed 0) and fit seed, with default settings of the chos
   (|J| ≥ 0.05, the diagonal included), averaged over the lineage × time groups;
 * growth drivers: the rank of the true growth gene in ``rt.tl.growth_genes`` (1 = first).
 
+With ``--ceilings``, instead (no fit): the best edge AUROC and sign agreement that a *symmetric*
+Jacobian can reach on each simulator with a true regulation matrix — the ceiling of ``flavor="var_ruot"``,
+whose drift ∇λ has a symmetric Jacobian (the Hessian of λ).
+
 With ``--identifiability``, instead: ``rt.tl.growth_identifiability`` on each simulation (a growth
 fit and a balanced fit, same settings and seed) — does a model without cell-specific growth match
 the snapshots as well?
@@ -22,6 +26,7 @@ Usage::
     python benchmarks/interpretation.py --flavor var_ruot
     python benchmarks/interpretation.py --datasets regulatory --seeds 0
     python benchmarks/interpretation.py --identifiability --seeds 0
+    python benchmarks/interpretation.py --ceilings
 """
 
 from __future__ import annotations
@@ -89,6 +94,43 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     pos = labels.astype(bool)
     n_pos, n_neg = pos.sum(), (~pos).sum()
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def symmetric_ceilings(w: np.ndarray) -> dict:
+    """Best edge AUROC and edge sign agreement of any symmetric matrix against the directed regulation ``w``.
+
+    A symmetric J gives i → j and j → i one value. The best AUROC ranks the pairs {i, j} by their number
+    of true edges (2, 1, 0), the edge and the non-edge of a one-way pair tied; the best sign agreement
+    loses one of the two edges of every reciprocal pair whose signs differ.
+    """
+    off = ~np.eye(len(w), dtype=bool)
+    edges = (w != 0) & off
+    n_edges_in_pair = edges.astype(float) + edges.T
+    opposite = edges & edges.T & (np.sign(w) != np.sign(w.T))
+    return {
+        "edges": int(edges.sum()),
+        "one-way edges": int((edges & ~edges.T).sum()),
+        "edge AUROC": auroc(n_edges_in_pair[off], edges[off]),
+        "edge sign agreement": float(1.0 - 0.5 * opposite.sum() / edges.sum()),
+    }
+
+
+def print_ceilings(names: list[str]) -> None:
+    """Markdown table of :func:`symmetric_ceilings` for the simulators with a true regulation matrix."""
+    import ruotools as rt
+
+    print("\nBest scores of a symmetric Jacobian (the ceiling of `var_ruot`; any flavor can reach 1).\n")
+    print("| dataset | true edges | one-way edges | edge AUROC ceiling | edge sign agreement ceiling |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        loader, load_kw, _ = DATASETS[name]
+        truth = getattr(rt.datasets, loader)(random_state=0, **load_kw).uns["truth"]
+        if "W" not in truth:
+            continue
+        c = symmetric_ceilings(np.asarray(truth["W"]))
+        print(
+            f"| {name} | {c['edges']} | {c['one-way edges']} | {c['edge AUROC']:.3f} | {c['edge sign agreement']:.3f} |"
+        )
 
 
 def run_one(name: str, seed: int, flavor: str = "deepruot", fit_kw: dict | None = None) -> pd.DataFrame:
@@ -194,7 +236,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--identifiability", action="store_true", help="run rt.tl.growth_identifiability on each simulation instead"
     )
+    parser.add_argument(
+        "--ceilings", action="store_true", help="print the best scores of a symmetric Jacobian instead (no fit)"
+    )
     args = parser.parse_args(argv)
+    if args.ceilings:
+        print_ceilings(args.datasets)
+        return
     if args.identifiability:
         df = run_isolated(functools.partial(run_identifiability, flavor=args.flavor), args.datasets, args.seeds)
         if args.csv:

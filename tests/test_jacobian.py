@@ -126,6 +126,29 @@ def test_autograd_jacobian_matches_differences_of_the_drift_in_user_units(flavor
     np.testing.assert_allclose(out["mean"], fd, rtol=2e-3, atol=2e-3 * np.abs(fd).max())
 
 
+@pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
+def test_var_ruot_jacobian_is_symmetric_and_says_so(flavor, ruotools_log, tmp_path):
+    a = _adata(n=60, d=3)
+    x, t = a.X.astype(np.float64), a.obs["time"].to_numpy() * 3.0
+    a.obs["time"] = t
+    out = rt.tl.jacobian(a, model=_random_model(flavor, x, t))
+    j = out["mean"]
+    asymmetry = np.abs(j - j.T).max() / np.abs(j).max()
+    warned = "cannot tell who regulates whom" in ruotools_log.text
+    if flavor == "var_ruot":  # the drift ∇λ: J is the Hessian of λ
+        assert asymmetry < 1e-5
+        assert out["params"]["symmetric"] is True
+        assert warned
+    else:
+        assert asymmetry > 0.01  # a free drift: not symmetric
+        assert out["params"]["symmetric"] is False
+        assert not warned
+    a.write_h5ad(tmp_path / "j.h5ad")
+    ax = rt.pl.jacobian(ad.read_h5ad(tmp_path / "j.h5ad"), show=False)
+    assert ("var_ruot: symmetric, no direction" in ax.get_title()) == (flavor == "var_ruot")
+    matplotlib.pyplot.close("all")
+
+
 def test_groupby_and_time_select_the_right_cells():
     """drift u_i = t·x_i² has J = diag(2 t x): each mean is that of the selected cells."""
     a = _adata(n=90, d=2, time_labels=["D1", "D2", "D3"])

@@ -53,7 +53,8 @@ def jacobian(
     The ``top`` entries J[i, j] = ∂u_i/∂x_j of largest magnitude are picked; the rows are the genes they
     act on ("effect on", gene i) and the columns their regulators (gene j), in the order of their strongest
     interaction, and every entry between them is drawn. Red: gene j activates gene i (J > 0); blue: it
-    represses it. The colour scale is centred at 0 and symmetric.
+    represses it. The colour scale is centred at 0 and symmetric. For a ``"var_ruot"`` fit the matrix itself is
+    symmetric (its drift is a gradient, :func:`ruotools.tl.jacobian`), and the default title says so.
 
     Parameters
     ----------
@@ -138,6 +139,8 @@ def jacobian(
     default = f"drift Jacobian: {_cells_label(entry, label)} ({n_cells} cells)\ntop {len(order)} |J|" + (
         "" if diagonal else ", i ≠ j"
     )
+    if bool(entry.get("params", {}).get("symmetric", False)):
+        default += "\nvar_ruot: symmetric, no direction"
     a.set_title(default if title is None else title)
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)
 

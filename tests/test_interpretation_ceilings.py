@@ -1,0 +1,48 @@
+"""The symmetric-Jacobian ceilings that benchmarks/interpretation.py prints for the ``var_ruot`` flavor."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def interpretation():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("interpretation")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_ceilings_of_a_small_network_by_hand(interpretation):
+    # W[i, j]: effect of gene j on gene i. 0 ⇄ 1 with opposite signs, 1 → 2 one way
+    w = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    c = interpretation.symmetric_ceilings(w)
+    assert c["edges"] == 3
+    assert c["one-way edges"] == 1
+    assert c["edge sign agreement"] == pytest.approx(2 / 3)  # one edge of the opposite pair is lost
+    # positives score 2, 2, 1; negatives 1 (the reverse of 1 → 2, tied), 0, 0: (3 + 3 + 2.5) / 9
+    assert c["edge AUROC"] == pytest.approx(8.5 / 9)
+
+
+def test_no_symmetric_score_beats_the_ceiling(interpretation):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w = rng.normal(size=(6, 6)) * (rng.random((6, 6)) < 0.3)
+        np.fill_diagonal(w, 0.0)
+        if not (w != 0).any():
+            continue
+        c = interpretation.symmetric_ceilings(w)
+        off = ~np.eye(6, dtype=bool)
+        edges = (w != 0) & off
+        for score in (np.abs(w) + np.abs(w).T, np.abs(w + w.T), rng.random((6, 6)) + rng.random((6, 6)).T):
+            assert interpretation.auroc(score[off], edges[off]) <= c["edge AUROC"] + 1e-12
+            sign = np.sign(w + w.T)
+            assert np.mean(sign[edges] == np.sign(w[edges])) <= c["edge sign agreement"] + 1e-12
+        # a directed matrix can be perfect
+        assert interpretation.auroc(np.abs(w)[off], edges[off]) == 1.0
