@@ -143,6 +143,40 @@ def test_autograd_gradient_matches_differences_of_the_growth_rate(flavor):
     np.testing.assert_allclose(got, fd, rtol=2e-3, atol=2e-3 * np.abs(fd).max())
 
 
+@pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
+def test_var_ruot_growth_gradient_is_the_mean_drift_rescaled_and_says_so(flavor, ruotools_log):
+    a = _adata(n=60, d=3)
+    x, t = a.X.astype(np.float64), np.repeat([0.0, 3.0, 6.0], 20)
+    a.obs["time"] = t
+    torch.manual_seed(0)
+    config = TrainConfig(flavor=flavor, hidden_dim=16, sigma=0.5)
+    nets = networks_from_config(3, config)
+    with torch.no_grad():
+        for p in nets.parameters():
+            p.normal_(0.0, 0.7)
+    scale = 2.5
+    model = rt.RUOTModel(
+        nets, config, Standardizer(x.mean(0), scale, 0.0, 3.0), time_points=np.array([0.0, 3.0, 6.0]),
+        relative_mass=np.ones(3), use_rep="X", time_key="time",
+    )  # fmt: skip
+    rt.tl.growth_genes(a, model=model)
+    got = a.var["ruot_growth_gradient"].to_numpy()
+    rescaled_drift = model.drift(x, t).mean(0) / (2 * config.alpha * scale**2)
+    warned = "orders genes by their mean velocity" in ruotools_log.text
+    tied = a.uns["ruot_growth_genes"]["params"]["tied_to_drift"]
+    if flavor == "var_ruot":  # g = λ / (2α) + c(t), u = ∇λ
+        np.testing.assert_allclose(got, rescaled_drift, rtol=1e-4)
+        assert tied is True
+        assert warned
+    else:
+        assert not np.allclose(got, rescaled_drift, rtol=0.1)
+        assert tied is False
+        assert not warned
+    ax = rt.pl.growth_genes(a, show=False)
+    assert ("var_ruot: the mean drift, rescaled" in ax.get_title()) == (flavor == "var_ruot")
+    matplotlib.pyplot.close("all")
+
+
 def test_plot_from_a_reloaded_h5ad(tmp_path):
     rng = np.random.default_rng(2)
     a = ad.AnnData(rng.normal(size=(60, 40)).astype(np.float32))

@@ -203,7 +203,8 @@ def growth_genes(
 
     The ``n_top`` genes with the largest positive mean gradient ∂g/∂gene (red, on top: more of the gene,
     faster growth) and the ``n_top`` with the most negative one (blue, below: slower growth or death), from
-    :func:`ruotools.tl.growth_genes`.
+    :func:`ruotools.tl.growth_genes`. For a ``"var_ruot"`` fit the gradient is the mean drift rescaled (growth
+    and drift come from one potential), and the default title says so.
 
     Parameters
     ----------
@@ -272,5 +273,8 @@ def growth_genes(
     )  # fmt: skip
     n_cells = int(rows["n_cells"].iloc[0]) if "n_cells" in rows else None
     cells = f" ({n_cells} cells)" if n_cells is not None else ""
-    a.set_title(f"growth-driver genes: {_cells_label(entry, label)}{cells}" if title is None else title)
+    default = f"growth-driver genes: {_cells_label(entry, label)}{cells}"
+    if bool(entry.get("params", {}).get("tied_to_drift", False)):
+        default += "\nvar_ruot: the mean drift, rescaled"
+    a.set_title(default if title is None else title)
     return u.finish(fig, axes, ax_given=ax_given, show=show, save=save, return_fig=return_fig)

@@ -34,6 +34,12 @@ def growth_genes(
     taken in PCA space and mapped once. For a fit on ``.X`` the genes are the fitted columns. Units:
     log-mass per unit of the user's time per unit of expression (of the data the PCA was computed on).
 
+    With ``flavor="var_ruot"`` growth and drift come from one potential (g = λ / (2α) + c(t), u = ∇λ), so
+    ∇g = u / (2α·s²) in the user's units (s: the fit's coordinate scale): the growth gradient is the mean
+    drift, rescaled, and the ranking orders the genes by their mean velocity. That is the flavor's
+    least-action prior, not separate evidence about what drives growth; ``params["tied_to_drift"]``
+    records it and a warning is logged. A ``"deepruot"`` fit learns growth independently of the drift.
+
     Parameters
     ----------
     adata : anndata.AnnData
@@ -60,7 +66,8 @@ def growth_genes(
         value of ``groupby``), ``gene``, ``gradient``, ``rank`` (1 = most positive, within the group) and
         ``n_cells``; the genes outside the fit are left out. Written to ``uns['ruot_growth_genes']``
         (``{"ranking": DataFrame, "params": dict}``), and the mean over every selected cell to
-        ``var['ruot_growth_gradient']`` (NaN for genes outside the fit).
+        ``var['ruot_growth_gradient']`` (NaN for genes outside the fit). ``params["tied_to_drift"]``: whether
+        the gradient is the mean drift rescaled (``"var_ruot"`` fits).
 
     Raises
     ------
@@ -83,6 +90,13 @@ def growth_genes(
     if ALL_CELLS in sel.group_names:
         raise ValueError(
             f"`adata.obs[{groupby!r}]` has a value {ALL_CELLS!r}, the name of the overall ranking; rename it."
+        )
+    tied = getattr(sel.model, "flavor", None) == "var_ruot"
+    if tied:
+        logg.warning(
+            "This fit's flavor is 'var_ruot': its growth rate is λ / (2α) and its drift ∇λ, so the growth gradient "
+            "is the mean drift rescaled and the ranking orders genes by their mean velocity; fit "
+            "`flavor='deepruot'` for a growth rate learned apart from the drift."
         )
     means, counts = derivative_means(sel, "growth")
     genes = np.flatnonzero(sel.fitted_genes)
@@ -108,7 +122,7 @@ def growth_genes(
 
     # everything is computed: write
     adata.var[keys.growth_gradient] = column
-    adata.uns[keys.growth_genes] = {"ranking": ranking, "params": sel.params}
+    adata.uns[keys.growth_genes] = {"ranking": ranking, "params": {**sel.params, "tied_to_drift": tied}}
     logg.info(
         f"    added `adata.var['{keys.growth_gradient}']` ({len(genes)} of {adata.n_vars} genes) and "
         f"`adata.uns['{keys.growth_genes}']`",
