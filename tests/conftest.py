@@ -102,3 +102,31 @@ def every_branch():
         return history
 
     return config, run_every_phase
+
+
+@pytest.fixture
+def random_model():
+    """``build(flavor, x, t)``: a RUOTModel with random weights and a non-trivial standardizer (x_scale 2.5,
+    t_scale 3), for tests of derivatives in the user's units."""
+    import numpy as np
+    import torch
+
+    import ruotools as rt
+    from ruotools.core.config import TrainConfig
+    from ruotools.core.data import Standardizer
+    from ruotools.core.train import networks_from_config
+
+    def build(flavor: str, x, t) -> rt.RUOTModel:
+        torch.manual_seed(0)
+        config = TrainConfig(flavor=flavor, hidden_dim=16, sigma=0.5)
+        nets = networks_from_config(x.shape[1], config)
+        with torch.no_grad():
+            for p in nets.parameters():
+                p.normal_(0.0, 0.7)
+        st = Standardizer(x.mean(0), 2.5, float(t.min()), 3.0)
+        times = np.unique(t)
+        return rt.RUOTModel(
+            nets, config, st, time_points=times, relative_mass=np.ones(len(times)), use_rep="X", time_key="time"
+        )
+
+    return build

@@ -5,7 +5,6 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import ruotools as rt
 from ruotools.core.config import TrainConfig
@@ -120,20 +119,11 @@ def test_errors_leave_adata_unchanged():
 
 
 @pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
-def test_autograd_gradient_matches_differences_of_the_growth_rate(flavor):
+def test_autograd_gradient_matches_differences_of_the_growth_rate(flavor, random_model):
     a = _adata(n=60, d=3)
     x, t = a.X.astype(np.float64), np.repeat([0.0, 3.0, 6.0], 20)
     a.obs["time"] = t
-    torch.manual_seed(0)
-    config = TrainConfig(flavor=flavor, hidden_dim=16, sigma=0.5)
-    nets = networks_from_config(3, config)
-    with torch.no_grad():
-        for p in nets.parameters():
-            p.normal_(0.0, 0.7)
-    model = rt.RUOTModel(
-        nets, config, Standardizer(x.mean(0), 2.5, 0.0, 3.0), time_points=np.array([0.0, 3.0, 6.0]),
-        relative_mass=np.ones(3), use_rep="X", time_key="time",
-    )  # fmt: skip
+    model = random_model(flavor, x, t)
     rt.tl.growth_genes(a, model=model)
     h = 1e-2
     fd = np.stack([(model.growth(x + h * e, t) - model.growth(x - h * e, t)) / (2 * h) for e in np.eye(3)], -1)
@@ -144,24 +134,14 @@ def test_autograd_gradient_matches_differences_of_the_growth_rate(flavor):
 
 
 @pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
-def test_var_ruot_growth_gradient_is_the_mean_drift_rescaled_and_says_so(flavor, ruotools_log):
+def test_var_ruot_growth_gradient_is_the_mean_drift_rescaled_and_says_so(flavor, ruotools_log, random_model):
     a = _adata(n=60, d=3)
     x, t = a.X.astype(np.float64), np.repeat([0.0, 3.0, 6.0], 20)
     a.obs["time"] = t
-    torch.manual_seed(0)
-    config = TrainConfig(flavor=flavor, hidden_dim=16, sigma=0.5)
-    nets = networks_from_config(3, config)
-    with torch.no_grad():
-        for p in nets.parameters():
-            p.normal_(0.0, 0.7)
-    scale = 2.5
-    model = rt.RUOTModel(
-        nets, config, Standardizer(x.mean(0), scale, 0.0, 3.0), time_points=np.array([0.0, 3.0, 6.0]),
-        relative_mass=np.ones(3), use_rep="X", time_key="time",
-    )  # fmt: skip
+    model, scale = random_model(flavor, x, t), 2.5  # the fixture's coordinate scale
     rt.tl.growth_genes(a, model=model)
     got = a.var["ruot_growth_gradient"].to_numpy()
-    rescaled_drift = model.drift(x, t).mean(0) / (2 * config.alpha * scale**2)
+    rescaled_drift = model.drift(x, t).mean(0) / (2 * model.config.alpha * scale**2)
     warned = "orders genes by their mean velocity" in ruotools_log.text
     tied = a.uns["ruot_growth_genes"]["params"]["tied_to_drift"]
     if flavor == "var_ruot":  # g = λ / (2α) + c(t), u = ∇λ

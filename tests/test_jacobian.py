@@ -7,12 +7,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import ruotools as rt
-from ruotools.core.config import TrainConfig
-from ruotools.core.data import Standardizer
-from ruotools.core.train import networks_from_config
 
 matplotlib.use("Agg")
 
@@ -97,27 +93,12 @@ def test_pca_jacobian_matches_the_gene_space_map():
         rt.tl.jacobian(a, model=Field(drift=drift_pc, use_rep="X_pca"), genes=["nope"])
 
 
-def _random_model(flavor: str, x: np.ndarray, t: np.ndarray) -> rt.RUOTModel:
-    """A RUOTModel with random weights and a non-trivial standardizer (x_scale 2.5, t_scale 3)."""
-    torch.manual_seed(0)
-    config = TrainConfig(flavor=flavor, hidden_dim=16, sigma=0.5)
-    nets = networks_from_config(x.shape[1], config)
-    with torch.no_grad():
-        for p in nets.parameters():
-            p.normal_(0.0, 0.7)
-    st = Standardizer(x.mean(0), 2.5, float(t.min()), 3.0)
-    return rt.RUOTModel(
-        nets, config, st, time_points=np.unique(t), relative_mass=np.ones(len(np.unique(t))), use_rep="X",
-        time_key="time",
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
-def test_autograd_jacobian_matches_differences_of_the_drift_in_user_units(flavor):
+def test_autograd_jacobian_matches_differences_of_the_drift_in_user_units(flavor, random_model):
     a = _adata(n=60, d=3)
     x, t = a.X.astype(np.float64), a.obs["time"].to_numpy() * 3.0
     a.obs["time"] = t
-    model = _random_model(flavor, x, t)
+    model = random_model(flavor, x, t)
     out = rt.tl.jacobian(a, model=model)
     h = 1e-2
     fd = np.stack([(model.drift(x + h * e, t) - model.drift(x - h * e, t)) / (2 * h) for e in np.eye(3)], -1)
@@ -127,11 +108,11 @@ def test_autograd_jacobian_matches_differences_of_the_drift_in_user_units(flavor
 
 
 @pytest.mark.parametrize("flavor", ["deepruot", "var_ruot"])
-def test_var_ruot_jacobian_is_symmetric_and_says_so(flavor, ruotools_log, tmp_path):
+def test_var_ruot_jacobian_is_symmetric_and_says_so(flavor, ruotools_log, tmp_path, random_model):
     a = _adata(n=60, d=3)
     x, t = a.X.astype(np.float64), a.obs["time"].to_numpy() * 3.0
     a.obs["time"] = t
-    out = rt.tl.jacobian(a, model=_random_model(flavor, x, t))
+    out = rt.tl.jacobian(a, model=random_model(flavor, x, t))
     j = out["mean"]
     asymmetry = np.abs(j - j.T).max() / np.abs(j).max()
     warned = "cannot tell who regulates whom" in ruotools_log.text
