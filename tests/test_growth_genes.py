@@ -138,7 +138,8 @@ def test_var_ruot_growth_gradient_is_the_mean_drift_rescaled_and_says_so(flavor,
     a = _adata(n=60, d=3)
     x, t = a.X.astype(np.float64), np.repeat([0.0, 3.0, 6.0], 20)
     a.obs["time"] = t
-    model, scale = random_model(flavor, x, t), 2.5  # the fixture's coordinate scale
+    model = random_model(flavor, x, t)
+    scale = model.standardizer.x_scale
     rt.tl.growth_genes(a, model=model)
     got = a.var["ruot_growth_gradient"].to_numpy()
     rescaled_drift = model.drift(x, t).mean(0) / (2 * model.config.alpha * scale**2)

@@ -42,7 +42,7 @@ def test_no_symmetric_score_beats_the_ceiling(interpretation):
         edges = (w != 0) & off
         for score in (np.abs(w) + np.abs(w).T, np.abs(w + w.T), rng.random((6, 6)) + rng.random((6, 6)).T):
             assert interpretation.auroc(score[off], edges[off]) <= c["edge AUROC"] + 1e-12
-            sign = np.sign(w + w.T)
-            assert np.mean(sign[edges] == np.sign(w[edges])) <= c["edge sign agreement"] + 1e-12
+        sign = np.sign(w + w.T)  # the best symmetric signs
+        assert np.mean(sign[edges] == np.sign(w[edges])) <= c["edge sign agreement"] + 1e-12
         # a directed matrix can be perfect
         assert interpretation.auroc(np.abs(w)[off], edges[off]) == 1.0

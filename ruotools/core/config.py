@@ -24,8 +24,8 @@ _DEFAULT_LR = {
     "deepruot": {"pretrain": 3e-3, "refine": 1e-3, "score": 1e-2, "joint": 1e-4},
     "var_ruot": {"least_action": 3e-2, "score": 1e-2},
 }
-#: Steps per epoch: var_ruot validates after 15 steps (seed spread of the gene W1 34.5 % → 23.0 %,
-#: mouse 16.4 % → 6.0 %; benchmarks/README.md), deepruot after 10.
+#: Steps per epoch: 15 for var_ruot, whose seeds agree better with 50 % more steps in the same epochs
+#: (seed spread of the gene W1 34.5 % → 23.1 %, mouse 16.4 % → 6.0 %; benchmarks/README.md), 10 for deepruot.
 _DEFAULT_STEPS_PER_EPOCH = {"deepruot": 10, "var_ruot": 15}
 _DEFAULT_LAMBDA_ACTION = {"deepruot": 0.01, "var_ruot": 1 / 16}
 _DEFAULT_OT_COST = {"deepruot": "sqeuclidean", "var_ruot": "euclidean"}
