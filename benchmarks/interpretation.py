@@ -10,7 +10,12 @@ For each simulator (data seed 0) and fit seed, with default settings of the chos
   non-edges (off-diagonal entries); on the three-gene network, the sign agreement with the true
   mean Jacobian of each lineage at each time, on the entries where it is clearly non-zero
   (|J| ≥ 0.05, the diagonal included), averaged over the lineage × time groups;
-* growth drivers: the rank of the true growth gene in ``rt.tl.growth_genes`` (1 = first).
+* growth drivers: the rank of the true growth gene in ``rt.tl.growth_genes`` (1 = first);
+* fates (the bifurcating network): ``rt.tl.fate_probabilities`` of the first time point's cells
+  (clusters ``obs['lineage']``) against the true probability that a cell's descendants, weighted by
+  their mass, are in the x1 lineage at the last time (:func:`true_fate_probabilities`): the Spearman
+  correlation of P(x1), its mean, and its largest |Spearman| with an unregulated noise gene (the truth's
+  own value, near 0, in the row's name).
 
 With ``--ceilings``, instead (no fit): the best edge AUROC and sign agreement that a *symmetric*
 Jacobian can reach on each simulator with a true regulation matrix — the ceiling of ``flavor="var_ruot"``,
@@ -86,6 +91,63 @@ def twin_ratios(adata, loader, load_kw) -> dict:
         half = len(cells) // 2
         out[tk] = w1(cells, xt[tt == tk]) / w1(cells[perm[:half]], cells[perm[half:]])
     return out
+
+
+#: true paths per first-time cell in :func:`true_fate_probabilities`
+FATE_PATHS = 100
+
+
+def true_fate_probabilities(adata, n_paths: int = FATE_PATHS, random_state: int = 0) -> np.ndarray:
+    """True P(x1 lineage) of each first-time cell of a :func:`ruotools.datasets.bifurcating_network` simulation.
+
+    ``n_paths`` paths of the simulator's SDE (its drift, noise and time step, kept non-negative) start at
+    each cell; each path's weight is exp(∫ g dt) along it (g the true net growth rate, so a path stands for
+    its expected descendants), and the probability is the weighted share of the paths whose x1 − x2 exceeds
+    the lineage threshold of ``obs['lineage']`` at the last time point.
+    """
+    from ruotools.datasets._regulatory import LINEAGE_GAP, regulatory_drift, regulatory_growth
+
+    truth = adata.uns["truth"]
+    times = np.asarray(truth["times"], dtype=np.float64)
+    x0 = np.asarray(adata.X[adata.obs["time"].to_numpy() == times[0]], dtype=np.float64)
+    x = np.repeat(x0, n_paths, axis=0)
+    log_weight = np.zeros(len(x))
+    rng = np.random.default_rng(random_state)
+    dt, sigma = float(truth["dt"]), float(truth["sigma"])
+    for _ in range(round(float(times[-1] - times[0]) / dt)):
+        log_weight += regulatory_growth(x, truth) * dt
+        noise = sigma * np.sqrt(dt) * rng.standard_normal(x.shape)
+        x = np.maximum(x + regulatory_drift(x, truth) * dt + noise, 0.0)
+    weight = np.exp(log_weight - log_weight.max()).reshape(len(x0), n_paths)
+    in_x1 = (x[:, 0] - x[:, 1] > LINEAGE_GAP).reshape(len(x0), n_paths)
+    return (weight * in_x1).sum(1) / weight.sum(1)
+
+
+def fate_rows(adata) -> list[dict]:
+    """The fate rows of :func:`run_one` for a fitted bifurcating-network simulation (see the module docstring)."""
+    from scipy.stats import spearmanr
+
+    import ruotools as rt
+
+    w = np.asarray(adata.uns["truth"]["W"])
+    noise = [j for j in range(len(w)) if not (w[j] != 0).any() and not (w[:, j] != 0).any()]
+    first = adata.obs["time"].to_numpy() == adata.obs["time"].min()
+    x0 = np.asarray(adata.X[first], dtype=np.float64)
+    truth = true_fate_probabilities(adata)
+    fitted = rt.tl.fate_probabilities(adata, "lineage")["x1"].to_numpy()[first]
+
+    def noise_link(p):
+        return max(abs(spearmanr(x0[:, j], p)[0]) for j in noise)
+
+    return [
+        {"metric": "fate P(x1) spearman with the truth", "time": 0.0, "value": spearmanr(fitted, truth)[0]},
+        {"metric": f"fate P(x1) mean (true {truth.mean():.2f})", "time": 0.0, "value": float(fitted.mean())},
+        {
+            "metric": f"fate P(x1) max abs spearman with a noise gene (true {noise_link(truth):.2f})",
+            "time": 0.0,
+            "value": noise_link(fitted),
+        },
+    ]
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -189,6 +251,8 @@ def run_one(name: str, seed: int, flavor: str = "deepruot", fit_kw: dict | None 
     order = list(overall.reindex(overall["gradient"].abs().sort_values(ascending=False).index)["gene"])
     for gene in drivers:
         rows.append({"metric": f"rank of growth driver {gene}", "value": order.index(gene) + 1})
+    if "W" in truth and "lineage" in adata.obs:  # the bifurcating network
+        rows.extend(fate_rows(adata))
     df = pd.DataFrame(rows)
     df["dataset"], df["seed"], df["fit_s"] = name, seed, seconds
     return df

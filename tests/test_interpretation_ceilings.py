@@ -1,4 +1,4 @@
-"""The symmetric-Jacobian ceilings that benchmarks/interpretation.py prints for the ``var_ruot`` flavor."""
+"""Helpers of benchmarks/interpretation.py: the symmetric-Jacobian ceilings (``var_ruot``) and the true fates."""
 
 import importlib
 import sys
@@ -46,3 +46,19 @@ def test_no_symmetric_score_beats_the_ceiling(interpretation):
         assert np.mean(sign[edges] == np.sign(w[edges])) <= c["edge sign agreement"] + 1e-12
         # a directed matrix can be perfect
         assert interpretation.auroc(np.abs(w)[off], edges[off]) == 1.0
+
+
+def test_true_fate_probabilities_follow_the_start_state(interpretation):
+    import ruotools as rt
+
+    # half of the first cells start in each lineage's stable state: their fate is decided already
+    adata = rt.datasets.bifurcating_network(start="lineages", n_cells0=40, times=(0, 1), random_state=0)
+    first = adata.obs["time"].to_numpy() == 0
+    x1_side = np.asarray(adata.X[first, 0] > adata.X[first, 1])
+    p = interpretation.true_fate_probabilities(adata, n_paths=20)
+    assert p.shape == (first.sum(),)
+    assert np.all((p >= 0) & (p <= 1))
+    assert p[x1_side].min() > 0.9
+    assert p[~x1_side].max() < 0.1
+    # the same paths again for the same seed
+    np.testing.assert_array_equal(p, interpretation.true_fate_probabilities(adata, n_paths=20))
