@@ -12,8 +12,8 @@ For each simulator (data seed 0) and fit seed, with default settings of the chos
   (|J| ≥ 0.05, the diagonal included), averaged over the lineage × time groups;
 * growth drivers: the rank of the true growth gene in ``rt.tl.growth_genes`` (1 = first);
 * fates (the bifurcating network): ``rt.tl.fate_probabilities`` of the first time point's cells
-  (clusters ``obs['lineage']``) against the true probability that a cell's descendants, weighted by
-  their mass, are in the x1 lineage at the last time (:func:`true_fate_probabilities`): the Spearman
+  (clusters ``obs['lineage']``) against the true share of a cell's descendants in the x1 lineage at
+  the last time (:func:`true_fate_probabilities`): the Spearman
   correlation of P(x1), its mean, and its largest |Spearman| with an unregulated noise gene (the truth's
   own value, near 0, in the row's name).
 
@@ -100,27 +100,33 @@ FATE_PATHS = 100
 def true_fate_probabilities(adata, n_paths: int = FATE_PATHS, random_state: int = 0) -> np.ndarray:
     """True P(x1 lineage) of each first-time cell of a :func:`ruotools.datasets.bifurcating_network` simulation.
 
-    ``n_paths`` paths of the simulator's SDE (its drift, noise and time step, kept non-negative) start at
-    each cell; each path's weight is exp(∫ g dt) along it (g the true net growth rate, so a path stands for
-    its expected descendants), and the probability is the weighted share of the paths whose x1 − x2 exceeds
-    the lineage threshold of ``obs['lineage']`` at the last time point.
+    ``n_paths`` copies of each cell are run to the last time point by the simulator's own engine (its
+    drift, noise, division and death, time step); the probability is the share of the cell's descendants
+    whose x1 − x2 exceeds the lineage threshold of ``obs['lineage']`` there.
     """
-    from ruotools.datasets._regulatory import LINEAGE_GAP, regulatory_drift, regulatory_growth
+    from ruotools.datasets._branching import simulate_population
+    from ruotools.datasets._regulatory import LINEAGE_GAP, regulatory_drift, regulatory_rates
 
     truth = adata.uns["truth"]
     times = np.asarray(truth["times"], dtype=np.float64)
     x0 = np.asarray(adata.X[adata.obs["time"].to_numpy() == times[0]], dtype=np.float64)
-    x = np.repeat(x0, n_paths, axis=0)
-    log_weight = np.zeros(len(x))
-    rng = np.random.default_rng(random_state)
-    dt, sigma = float(truth["dt"]), float(truth["sigma"])
-    for _ in range(round(float(times[-1] - times[0]) / dt)):
-        log_weight += regulatory_growth(x, truth) * dt
-        noise = sigma * np.sqrt(dt) * rng.standard_normal(x.shape)
-        x = np.maximum(x + regulatory_drift(x, truth) * dt + noise, 0.0)
-    weight = np.exp(log_weight - log_weight.max()).reshape(len(x0), n_paths)
-    in_x1 = (x[:, 0] - x[:, 1] > LINEAGE_GAP).reshape(len(x0), n_paths)
-    return (weight * in_x1).sum(1) / weight.sum(1)
+    origin = np.repeat(np.arange(len(x0)), n_paths)
+    end = simulate_population(
+        np.repeat(x0, n_paths, axis=0),
+        origin,
+        times[[0, -1]],
+        drift=lambda x: regulatory_drift(x, truth),
+        rates=lambda x: regulatory_rates(x, truth),
+        sigma=float(truth["sigma"]),
+        dt=float(truth["dt"]),
+        rng=np.random.default_rng(random_state),
+        nonnegative=True,
+        max_population=100 * len(origin),
+    )
+    x, lab = end.states[-1], end.labels[-1]
+    descendants = np.bincount(lab, minlength=len(x0))
+    in_x1 = np.bincount(lab[x[:, 0] - x[:, 1] > LINEAGE_GAP], minlength=len(x0))
+    return in_x1 / descendants
 
 
 def fate_rows(adata) -> list[dict]:

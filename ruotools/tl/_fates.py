@@ -40,11 +40,11 @@ def fate_probabilities(
 
     How far to trust the fates of undecided progenitors depends on the flavor. On a simulated
     bifurcation whose truth is known (``benchmarks/interpretation.py``, bifurcating network, three
-    fit seeds), the fitted P(lineage) of the first time point's cells has Spearman 0.26 with the true
-    one for a ``"deepruot"`` fit and 0.65 for a ``"var_ruot"`` fit: the ``"deepruot"`` velocity, a free
+    fit seeds), the fitted P(lineage) of the first time point's cells has Spearman 0.27 with the true
+    one for a ``"deepruot"`` fit and 0.66 for a ``"var_ruot"`` fit: the ``"deepruot"`` velocity, a free
     field that can read a gene without moving it, decides each progenitor's lineage by whatever genes
     vary at the start, including genes with no part in the decision (its largest absolute Spearman
-    correlation with an unregulated gene is 0.48 on average, against 0.05 in the truth and for
+    correlation with an unregulated gene is 0.48 on average, against 0.03 in the truth and 0.05 for
     ``"var_ruot"``). Both put too little mass into the lineage that grows (0.63 and 0.68 against
     0.84), as growth and fate bias trade off in snapshots.
 
