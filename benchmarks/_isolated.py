@@ -24,3 +24,10 @@ def run_isolated(run_one: Callable[[str, int], pd.DataFrame], datasets, seeds) -
 def pm(s: pd.Series) -> str:
     """``mean ± std`` over seeds (std 0 for a single seed)."""
     return f"{s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f}"
+
+
+def settings(train_kwargs: dict | None) -> str:
+    """Describe a run's settings for the header of its table: the defaults, or what was changed."""
+    if not train_kwargs:
+        return "default settings"
+    return "default settings except train_kwargs " + ", ".join(f"{k}={v!r}" for k, v in train_kwargs.items())

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import resource
 import time
 
 import numpy as np
 import pandas as pd
-from _isolated import pm, run_isolated
+from _isolated import pm, run_isolated, settings
 
 DATASETS = {
     "gene": ("simulated_gene", {}, {}),
@@ -39,10 +40,12 @@ PUBLISHED_W1 = {  # DeepRUOT and Var-RUOT, ../shared/reference/RESULTS.md
 }
 
 
-def run_one(name: str, seed: int, flavor: str = "deepruot") -> pd.DataFrame:
+def run_one(name: str, seed: int, flavor: str = "deepruot", train_kwargs: dict | None = None) -> pd.DataFrame:
     import ruotools as rt
 
     loader, load_kw, fit_kw = DATASETS[name]
+    if train_kwargs:
+        fit_kw = {**fit_kw, "train_kwargs": {**fit_kw.get("train_kwargs", {}), **train_kwargs}}
     adata = getattr(rt.datasets, loader)(**load_kw)
     rt.settings.verbosity = "warning"
     start = time.perf_counter()
@@ -69,13 +72,21 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
+    parser.add_argument(
+        "--train-kwargs",
+        type=json.loads,
+        default=None,
+        help="JSON of extra `train_kwargs` for every fit, e.g. '{\"lambda_curl\": 0.1}' (default: none)",
+    )
     args = parser.parse_args(argv)
 
-    df = run_isolated(functools.partial(run_one, flavor=args.flavor), args.datasets, args.seeds)
+    df = run_isolated(
+        functools.partial(run_one, flavor=args.flavor, train_kwargs=args.train_kwargs), args.datasets, args.seeds
+    )
     if args.csv:
         df.to_csv(args.csv, index=False)
 
-    print(f"\nFlavor {args.flavor}, default settings, seeds {args.seeds}; mean ± std over seeds.\n")
+    print(f"\nFlavor {args.flavor}, {settings(args.train_kwargs)}, seeds {args.seeds}; mean ± std over seeds.\n")
     columns = ["W1 (SDE)", "W2 (SDE)", "W1 (ODE)", "W2 (ODE)", "TMV (SDE)", "TMV (ODE)", "action (SDE)"]
     columns += ["action α=1 (SDE)", "DeepRUOT W1", "Var-RUOT W1"]
     print("| dataset | time | " + " | ".join(columns) + " |")

@@ -8,6 +8,7 @@ import torch
 
 from ruotools.core.losses import (
     fokker_planck_residual,
+    jacobian_asymmetry,
     log_kde,
     mass_loss,
     score_matching_loss,
@@ -348,3 +349,38 @@ def test_score_matching_loss_takes_numbers_arrays_and_tensors_alike():
         values.append(score_matching_loss(nets, xa, xb, ta, tb, 0.1, w, gen, bandwidth=h).item())
     assert values[1] == values[0]
     assert values[2] == values[0]
+
+
+# --------------------------------------------------------------------------- curl penalty
+
+
+def test_jacobian_asymmetry_of_a_linear_field_is_its_closed_form():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(4, 4, generator=gen)
+    x = torch.randn(7, 4, generator=gen, requires_grad=True)
+    value = jacobian_asymmetry(x @ a.T, x, exact=True)  # J = A at every point
+    expected = 0.5 * ((a - a.T) ** 2).sum()
+    torch.testing.assert_close(value, expected.expand(7), rtol=1e-5, atol=1e-6)
+
+
+def test_jacobian_asymmetry_vanishes_for_a_gradient_field_only():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(20, 3, generator=gen, requires_grad=True)
+    potential = (torch.sin(x[:, 0] * x[:, 1]) + x[:, 2] ** 3 * x[:, 0]).sum()
+    (grad,) = torch.autograd.grad(potential, x, create_graph=True)
+    assert jacobian_asymmetry(grad, x, exact=True).abs().max() < 1e-5
+    rotation = torch.stack([-x[:, 1], x[:, 0], torch.zeros_like(x[:, 2])], 1)  # J has ±1 off the diagonal
+    torch.testing.assert_close(jacobian_asymmetry(rotation, x, exact=True), torch.full((20,), 4.0))
+
+
+def test_jacobian_asymmetry_estimate_is_unbiased_and_differentiable():
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(5, 5, generator=gen, requires_grad=True)
+    x = torch.randn(6, 5, generator=gen, requires_grad=True)
+    v = torch.tanh(x) @ a.T  # J = A·diag(1 − tanh²), different at each point
+    exact = jacobian_asymmetry(v, x, exact=True)
+    draws = torch.stack([jacobian_asymmetry(v, x, exact=False, probes=1, generator=gen) for _ in range(3000)])
+    error = draws.std(0) / math.sqrt(len(draws))
+    assert ((draws.mean(0) - exact).abs() < 4 * error).all()
+    (grad,) = torch.autograd.grad(draws[0].sum(), a)
+    assert grad.abs().sum() > 0

@@ -328,7 +328,8 @@ def test_unknown_flavor_is_a_value_error_listing_the_choices():
 
 
 @pytest.mark.parametrize(
-    ("flavor", "key"), [("var_ruot", "lambda_mass"), ("var_ruot", "lambda_fp"), ("deepruot", "lambda_hjb")]
+    ("flavor", "key"),
+    [("var_ruot", "lambda_mass"), ("var_ruot", "lambda_fp"), ("var_ruot", "lambda_curl"), ("deepruot", "lambda_hjb")],
 )
 def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
     adata = _moving_blob(30)

@@ -13,7 +13,9 @@ FLAVOR_PHASES = {"deepruot": PHASES, "var_ruot": ("least_action", "score")}
 FLAVORS = tuple(FLAVOR_PHASES)
 #: Settings that only one flavor uses (the others apply to both).
 FLAVOR_ONLY = {
-    "deepruot": frozenset({"lambda_mass", "local_mass_max_dim", "lambda_score", "lambda_fp", "lambda_init"}),
+    "deepruot": frozenset(
+        {"lambda_mass", "local_mass_max_dim", "lambda_score", "lambda_fp", "lambda_init", "lambda_curl", "curl_points"}
+    ),
     "var_ruot": frozenset({"lambda_hjb", "hjb_points", "hutchinson_probes", "exact_laplacian_max_dim"}),
 }
 _DEFAULT_EPOCHS = {
@@ -73,6 +75,12 @@ class TrainConfig:
     to most cells), and on the 100-dimensional Gaussian mixture the growth rate learned from those
     counts made the SDE's total mass miss by 6–20 % (0.1 % without; benchmarks/README.md).
 
+    ``lambda_curl`` (``deepruot`` only; 0 by default) adds to every pre-training and joint step that
+    weight times the mean of ½‖J − Jᵀ‖²_F, J = ∂v/∂x the velocity network's Jacobian, at
+    ``curl_points`` cells drawn from all snapshots at their times (exact J up to 10 dimensions,
+    Hutchinson's estimate above): a penalty on the part of v that is not a gradient, which the
+    least-action velocity does not have.
+
     ``flavor="var_ruot"`` (METHOD_LEAST_ACTION.md) trains instead one scalar potential λ in a
     single phase ``least_action`` (drift ∇λ, growth λ/(2α), stochastic particles moved by
     ``steps_per_unit`` RK4 steps per unit plus noise, a local stage first as in pre-training;
@@ -120,6 +128,8 @@ class TrainConfig:
     lambda_score: float = 1.0
     lambda_fp: float = 0.0
     lambda_init: float = 0.0
+    lambda_curl: float = 0.0
+    curl_points: int = 256
     lambda_hjb: float = 1 / 16
     hjb_points: int = 256
     hutchinson_probes: int = 4

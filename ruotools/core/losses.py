@@ -157,3 +157,36 @@ def initial_density_loss(
     """Mean squared error between log ρ(x, t0) = 2 s(x, t0)/σ² and a KDE's log-density at t0 cells."""
     log_rho = 2.0 * nets.score(x0, t0) / sigma**2
     return (log_rho - target_log_density).pow(2).mean()
+
+
+def jacobian_asymmetry(
+    v: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    exact: bool,
+    probes: int = 2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Per-point ``½‖J − Jᵀ‖²_F`` of a field, ``J = ∂v/∂x``, shape (n,); differentiable (for training).
+
+    ``v`` (n, d) are the field's values at ``x`` (n, d), computed with ``x.requires_grad``; each row
+    may depend on its own point only. The field is a gradient exactly where this vanishes. ``exact``:
+    ``J`` row by row (``d`` backward passes). Otherwise Hutchinson's unbiased estimate
+    ``½ mean_p ‖Jzₚ − Jᵀzₚ‖²`` over ``probes`` Rademacher vectors: ``Jᵀz`` is one backward pass,
+    ``Jz`` the backward pass of ``Jᵀu`` with respect to a dummy ``u``.
+    """
+    n, d = x.shape
+    if exact:
+        jac = torch.stack([torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0] for i in range(d)], 1)
+        anti = jac - jac.transpose(1, 2)
+        return 0.5 * (anti * anti).sum((1, 2))
+    u = torch.zeros_like(v, requires_grad=True)
+    (jtu,) = torch.autograd.grad((v * u).sum(), x, create_graph=True)
+    total = x.new_zeros(n)
+    for _ in range(probes):
+        z = torch.randint(0, 2, (n, d), generator=generator, device=draw_device(generator)).to(x) * 2 - 1
+        (jtz,) = torch.autograd.grad((v * z).sum(), x, create_graph=True)
+        (jz,) = torch.autograd.grad((jtu * z).sum(), u, create_graph=True)
+        diff = jz - jtz
+        total = total + 0.5 * (diff * diff).sum(1)
+    return total / probes
