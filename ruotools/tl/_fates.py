@@ -45,11 +45,11 @@ def fate_probabilities(
     field that can read a gene without moving it, decides each progenitor's lineage by whatever genes
     vary at the start, including genes with no part in the decision (its largest absolute Spearman
     correlation with an unregulated gene is 0.48 on average, against 0.03 in the truth and 0.05 for
-    ``"var_ruot"``). A ``"deepruot"`` fit with ``train_kwargs={"lambda_curl": 0.1}``, a penalty on the
-    part of v that is not a gradient, reaches 0.67 (noise-gene correlation 0.07): fit with it, or with
-    ``"var_ruot"``, when fates are the question. All put too little mass into the lineage that grows
-    (0.63, 0.58 with the penalty, and 0.68 for ``"var_ruot"``, against 0.84), as growth and fate bias
-    trade off in snapshots.
+    ``"var_ruot"``). A ``"deepruot"`` fit with ``train_kwargs={"lambda_curl": 0.03}``, a penalty on the
+    part of v that is not a gradient, reaches 0.67 (noise-gene correlation 0.15; 0.07 with 0.1): fit
+    with it, or with ``"var_ruot"``, when fates are the question. All put too little mass into the
+    lineage that grows (0.63, 0.59 with the penalty, and 0.68 for ``"var_ruot"``, against 0.84), as
+    growth and fate bias trade off in snapshots.
 
     Parameters
     ----------

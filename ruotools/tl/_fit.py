@@ -191,10 +191,10 @@ def fit_ruot(
         curl of the velocity (the mean of ½‖J − Jᵀ‖²_F, J = ∂v/∂x, at ``curl_points`` cells of the
         snapshots per step, in pre-training and the joint phase; 0 by default). The least-action
         velocity is a gradient; a free one can read a gene without moving it, and on the simulators
-        of ``benchmarks/interpretation.py`` ``{"lambda_curl": 0.1}`` made the Jacobian, the fates
-        and the growth drivers much closer to the truth at a small cost in matching
-        (benchmarks/README.md, "A curl penalty for deepruot"): use it when you read regulation or
-        fates from a ``"deepruot"`` fit. For ``"var_ruot"``
+        of ``benchmarks/interpretation.py`` ``{"lambda_curl": 0.03}`` made the Jacobian and the fates
+        much closer to the truth, at some cost in matching the snapshots (benchmarks/README.md, "A
+        curl penalty for deepruot"): use it when you read regulation or fates from a ``"deepruot"``
+        fit. For ``"var_ruot"``
         ``lambda_hjb`` (weight of the HJB residual), ``hjb_points`` (trajectory points per step where
         it is evaluated), ``hutchinson_probes`` and ``exact_laplacian_max_dim``. A setting that only
         the other flavor uses is a ``ValueError``.

@@ -262,8 +262,8 @@ def jacobian(
 
     An unconstrained ``"deepruot"`` velocity has the opposite failure: it can read a gene without moving
     it, and on the bifurcating simulator of ``benchmarks/interpretation.py`` its largest entries sit on
-    unregulated genes (edge AUROC 0.59 over three seeds). A fit with ``train_kwargs={"lambda_curl": 0.1}``
-    (a penalty on the non-gradient part of v) scored AUROC 0.97 there and 0.87 on the 8-gene linear
+    unregulated genes (edge AUROC 0.59 over three seeds). A fit with ``train_kwargs={"lambda_curl": 0.03}``
+    (a penalty on the non-gradient part of v) scored AUROC 0.98 there and 0.92 on the 8-gene linear
     network, with every edge's sign right on both, at some cost in matching the snapshots
     (benchmarks/README.md, "A curl penalty for deepruot"): prefer it for reading regulation.
 
