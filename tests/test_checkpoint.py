@@ -70,6 +70,27 @@ def test_interrupted_fit_resumes_bitwise(snapshots, uninterrupted, tmp_path, mon
         assert hist[phase]["stopped"] == ref_hist[phase]["stopped"]
 
 
+def test_interrupted_fit_with_the_curl_penalty_resumes_bitwise(snapshots, tmp_path, monkeypatch):
+    # the penalty draws its cells from the fit's generator: the checkpoint must restore that stream too
+    config = _config(lambda_curl=0.5)
+    ref_nets, _ = fit(snapshots, config)
+    assert not _same_weights(ref_nets, fit(snapshots, _config())[0])
+    save, calls = ckpt_mod.Checkpointer.save, []
+
+    def interrupting_save(self, state):
+        save(self, state)
+        calls.append(state["phase"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", interrupting_save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(snapshots, config, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "save", save)
+    nets, _ = fit(snapshots, config, checkpoint_dir=tmp_path, resume=True)
+    assert _same_weights(nets, ref_nets)
+
+
 def test_resume_of_finished_fit_returns_it(snapshots, uninterrupted, tmp_path):
     fit(snapshots, _config(), checkpoint_dir=tmp_path)
     nets, _ = fit(snapshots, _config(), checkpoint_dir=tmp_path, resume=True)
