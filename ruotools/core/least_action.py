@@ -19,7 +19,7 @@ import torch
 
 from .dynamics import _n_steps
 from .networks import RUOTNetworks, StackedMLP
-from .rng import draw_device, draw_noise
+from .rng import draw_noise, draw_rademacher
 
 
 class LeastActionNetworks(RUOTNetworks):
@@ -129,7 +129,7 @@ def laplacian(
         return torch.stack([hessian_times(grad[:, i].sum())[:, i] for i in range(d)], 1).sum(1)
     total = x.new_zeros(n)
     for _ in range(probes):
-        z = torch.randint(0, 2, (n, d), generator=generator, device=draw_device(generator)).to(x) * 2 - 1
+        z = draw_rademacher(x, generator)
         total = total + (z * hessian_times((grad * z).sum())).sum(1)
     return total / probes
 

@@ -11,7 +11,7 @@ import numbers
 import torch
 
 from .networks import RUOTNetworks
-from .rng import draw_device
+from .rng import draw_device, draw_rademacher
 
 
 def mass_loss(
@@ -126,8 +126,7 @@ def fokker_planck_residual(
     if d <= exact_max_dim:
         div = sum(torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(d))
     else:
-        probe = torch.randint(0, 2, x.shape, generator=generator, device=draw_device(generator))
-        probe = probe.to(x.device, x.dtype) * 2 - 1
+        probe = draw_rademacher(x, generator)
         (jvp,) = torch.autograd.grad((v * probe).sum(), x, create_graph=True)
         div = (jvp * probe).sum(1)
     residual = dlog_dt + div + (v * dlog_dx).sum(1) - g
@@ -184,7 +183,7 @@ def jacobian_asymmetry(
     (jtu,) = torch.autograd.grad((v * u).sum(), x, create_graph=True)
     total = x.new_zeros(n)
     for _ in range(probes):
-        z = torch.randint(0, 2, (n, d), generator=generator, device=draw_device(generator)).to(x) * 2 - 1
+        z = draw_rademacher(x, generator)
         (jtz,) = torch.autograd.grad((v * z).sum(), x, create_graph=True)
         (jz,) = torch.autograd.grad((jtu * z).sum(), u, create_graph=True)
         diff = jz - jtz

@@ -18,3 +18,11 @@ def draw_device(generator: torch.Generator | None) -> torch.device:
 def draw_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Draw standard normal numbers shaped like ``like`` where ``generator`` draws; return them on ``like``'s device."""
     return torch.randn(like.shape, generator=generator, device=draw_device(generator), dtype=like.dtype).to(like.device)
+
+
+def draw_rademacher(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Draw ±1 with equal probability, shaped like ``like``, where ``generator`` draws; return them on ``like``.
+
+    The probes of Hutchinson's trace estimates, in ``like``'s dtype and on its device.
+    """
+    return torch.randint(0, 2, like.shape, generator=generator, device=draw_device(generator)).to(like) * 2 - 1
