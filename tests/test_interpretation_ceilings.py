@@ -62,3 +62,21 @@ def test_true_fate_probabilities_follow_the_start_state(interpretation):
     assert p[~x1_side].max() < 0.1
     # the same paths again for the same seed
     np.testing.assert_array_equal(p, interpretation.true_fate_probabilities(adata, n_paths=20))
+
+
+def test_twin_ratios_mark_growth_between_lineages_and_give_the_first_time_the_second(interpretation):
+    import ruotools as rt
+
+    loader, load_kw, _ = interpretation.DATASETS["lineages_mild"]
+    kw = {**load_kw, "times": (0, 1, 2, 3)}
+    adata = getattr(rt.datasets, loader)(random_state=0, **kw)
+    ratios = interpretation.twin_ratios(adata, loader, kw)
+    assert sorted(ratios) == [0, 1, 2, 3]
+    assert ratios[0] == ratios[1]  # the first time's growth shows first in the second snapshot
+    # growth that differs between separate lineages leaves a trace that uniform growth does not
+    assert ratios[3] > 2 * interpretation.MIN_TWIN_RATIO
+    # growth inside one unimodal cloud does not (regulatory_network's docstring: 0.92-1.03 floors)
+    loader, load_kw, _ = interpretation.DATASETS["regulatory"]
+    kw = {**load_kw, "times": (0, 1, 2, 3)}
+    cloud = interpretation.twin_ratios(getattr(rt.datasets, loader)(random_state=0, **kw), loader, kw)
+    assert max(cloud.values()) < interpretation.MIN_TWIN_RATIO
