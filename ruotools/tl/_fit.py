@@ -248,7 +248,12 @@ def fit_ruot(
     shrinking lineage (:func:`~ruotools.datasets.bifurcating_network`), a balanced model that sends
     more progenitors into the growing lineage matches the snapshots as well as the growth model. A fit
     cannot see this by itself; :func:`ruotools.tl.growth_identifiability` checks it for your data
-    with a balanced refit (two fits).
+    with a balanced refit (two fits). With ``flavor="var_ruot"`` the growth rate is tied to the drift's
+    potential (g = λ / (2α)): where the drift holds a population at a stable state, λ peaks there, so
+    the fitted rate within that population falls with the distance from its centre, whatever the
+    truth (two lineages of :func:`~ruotools.datasets.bifurcating_network` started apart: Spearman
+    −0.65 to −0.76 with that distance, the true rate's ≈ 0; the lineage means were right). Read a
+    ``"var_ruot"`` fit's rates as means per subpopulation.
 
     Examples
     --------
