@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -31,3 +32,21 @@ def settings(train_kwargs: dict | None) -> str:
     if not train_kwargs:
         return "default settings"
     return "default settings except train_kwargs " + ", ".join(f"{k}={v!r}" for k, v in train_kwargs.items())
+
+
+def add_train_kwargs(parser) -> None:
+    """Add ``--train-kwargs JSON`` (extra ``train_kwargs`` for every fit) to a benchmark's argument parser."""
+    parser.add_argument(
+        "--train-kwargs",
+        type=json.loads,
+        default=None,
+        help="JSON of extra `train_kwargs` for every fit, e.g. '{\"lambda_curl\": 0.02}' (default: none)",
+    )
+
+
+def with_train_kwargs(fit_kw: dict | None, train_kwargs: dict | None) -> dict:
+    """``fit_kw`` with ``train_kwargs`` merged into its own ``train_kwargs`` (a new dict; the given ones unchanged)."""
+    fit_kw = dict(fit_kw or {})
+    if train_kwargs:
+        fit_kw["train_kwargs"] = {**fit_kw.get("train_kwargs", {}), **train_kwargs}
+    return fit_kw

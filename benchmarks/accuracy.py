@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import resource
 import time
 
 import numpy as np
 import pandas as pd
-from _isolated import pm, run_isolated, settings
+from _isolated import add_train_kwargs, pm, run_isolated, settings, with_train_kwargs
 
 DATASETS = {
     "gene": ("simulated_gene", {}, {}),
@@ -44,8 +43,7 @@ def run_one(name: str, seed: int, flavor: str = "deepruot", train_kwargs: dict |
     import ruotools as rt
 
     loader, load_kw, fit_kw = DATASETS[name]
-    if train_kwargs:
-        fit_kw = {**fit_kw, "train_kwargs": {**fit_kw.get("train_kwargs", {}), **train_kwargs}}
+    fit_kw = with_train_kwargs(fit_kw, train_kwargs)
     adata = getattr(rt.datasets, loader)(**load_kw)
     rt.settings.verbosity = "warning"
     start = time.perf_counter()
@@ -72,12 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
-    parser.add_argument(
-        "--train-kwargs",
-        type=json.loads,
-        default=None,
-        help="JSON of extra `train_kwargs` for every fit, e.g. '{\"lambda_curl\": 0.1}' (default: none)",
-    )
+    add_train_kwargs(parser)
     args = parser.parse_args(argv)
 
     df = run_isolated(

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 
 import pandas as pd
-from _isolated import pm, run_isolated, settings
+from _isolated import add_train_kwargs, pm, run_isolated, settings, with_train_kwargs
 
 DATASETS = {"gene": "simulated_gene", "mouse": "mouse_hematopoiesis"}
 PUBLISHED = {  # held-out W1: DeepRUOT, Var-RUOT
@@ -33,7 +32,7 @@ def run_one(name: str, seed: int, flavor: str = "deepruot", train_kwargs: dict |
 
     rt.settings.verbosity = "warning"
     adata = getattr(rt.datasets, DATASETS[name])()
-    fit_kw = {"train_kwargs": train_kwargs} if train_kwargs else {}
+    fit_kw = with_train_kwargs(None, train_kwargs)
     table = rt.tl.holdout_time(adata, "time", random_state=seed, flavor=flavor, **fit_kw)
     return table.reset_index().assign(dataset=name, seed=seed)
 
@@ -43,12 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
-    parser.add_argument(
-        "--train-kwargs",
-        type=json.loads,
-        default=None,
-        help="JSON of extra `train_kwargs` for every fit, e.g. '{\"lambda_curl\": 0.02}' (default: none)",
-    )
+    add_train_kwargs(parser)
     args = parser.parse_args(argv)
     df = run_isolated(
         functools.partial(run_one, flavor=args.flavor, train_kwargs=args.train_kwargs), args.datasets, args.seeds

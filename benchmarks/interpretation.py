@@ -39,12 +39,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 
 import numpy as np
 import pandas as pd
-from _isolated import pm, run_isolated, settings
+from _isolated import add_train_kwargs, pm, run_isolated, settings, with_train_kwargs
 
 #: name: (loader, its arguments, the genes that drive growth in the simulation)
 DATASETS = {
@@ -90,13 +89,13 @@ def twin_ratios(adata, loader, load_kw) -> dict:
     )
     x, t = np.asarray(adata.X, dtype=np.float64), adata.obs["time"].to_numpy()
     xt, tt = np.asarray(twin.X, dtype=np.float64), twin.obs["time"].to_numpy()
+    times = np.unique(t)
     out = {}
-    for tk in np.unique(t)[1:]:
+    for tk in times[1:]:
         cells = x[t == tk]
         perm = np.random.default_rng(0).permutation(len(cells))
         half = len(cells) // 2
         out[tk] = w1(cells, xt[tt == tk]) / w1(cells[perm[:half]], cells[perm[half:]])
-    times = np.unique(t)
     out[times[0]] = out[times[1]]
     return out
 
@@ -219,9 +218,7 @@ def run_one(
     loader, load_kw, drivers = DATASETS[name]
     adata = getattr(rt.datasets, loader)(random_state=0, **load_kw)
     rt.settings.verbosity = "warning"
-    fit_kw = dict(fit_kw or {})
-    if train_kwargs:
-        fit_kw["train_kwargs"] = {**fit_kw.get("train_kwargs", {}), **train_kwargs}
+    fit_kw = with_train_kwargs(fit_kw, train_kwargs)
     start = time.perf_counter()
     rt.tl.fit_ruot(adata, "time", use_rep="X", random_state=seed, show_progress_bar=False, flavor=flavor, **fit_kw)
     seconds = time.perf_counter() - start
@@ -314,12 +311,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--flavor", default="deepruot", choices=["deepruot", "var_ruot"])
     parser.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
-    parser.add_argument(
-        "--train-kwargs",
-        type=json.loads,
-        default=None,
-        help="JSON of extra `train_kwargs` for every fit, e.g. '{\"lambda_curl\": 0.1}' (default: none)",
-    )
+    add_train_kwargs(parser)
     parser.add_argument(
         "--identifiability", action="store_true", help="run rt.tl.growth_identifiability on each simulation instead"
     )
