@@ -1,0 +1,314 @@
+"""The least action any model can have: a lower bound of the path action between the snapshots.
+
+`rt.tl.evaluate`'s ``action`` column is ∫ (1/N) Σ w [½|u|² + A g²] dt with A = α·scale² (user units).
+For a flow that carries the mass exactly through the observed snapshots, the cheapest path between
+two of them, Δt apart, costs ½ HK_δ²(μ_k, μ_{k+1}) / Δt, where HK_δ is the Hellinger–Kantorovich
+(Wasserstein–Fisher–Rao) distance whose dynamic cost is ∫∫ (|v|² + δ²ξ²/4) dμ dt, here with
+δ² = 8A so that ½(|v|² + δ²g²/4) = ½|v|² + A g² (Liero, Mielke & Savaré, Invent. Math. 2018).
+Its static form is an optimal entropy-transport problem,
+
+    HK_δ² = δ² · min_P  ∫ ℓ(|x − y| / δ) dP + KL(P₀ | μ₀) + KL(P₁ | μ₁),   ℓ(d) = −log cos²(min(d, π/2)),
+
+with the generalised KL (mass terms included), and its dual
+
+    HK_δ² = δ² · sup { Σ a (1 − e^{−f}) + Σ b (1 − e^{−g}) : f_i + g_j ≤ ℓ_ij }.
+
+Every feasible pair (f, g) gives a certified lower bound; every plan P (marginals P₀, P₁) an upper bound. We maximise
+the dual with the constraint kept by a soft c-transform (g = −ε log Σ_i e^{(f_i − ℓ_ij)/ε} ≤ min_i
+(ℓ_ij − f_i); the objective is then smooth and concave in f), finish with exact c-transforms, and
+report the plan of the soft transform as the upper bound. Summed over the intervals, the bound is
+the least action of any path through the empirical snapshots (with the total masses the fit uses,
+the cell-count ratios). A fitted model matches the snapshots only up to its W1, and its SDE action
+uses the drift, not the velocity that carries the marginals; ``--fits`` therefore also prints the
+action of each flavor's deterministic flow (the velocity v, or ∇λ without noise, the same particles'
+growth), which the bound applies to exactly when the match is exact.
+
+Usage::
+
+    python benchmarks/action_bound.py                 # the bound alone (seconds)
+    python benchmarks/action_bound.py --fits --seeds 0 1 2   # and both flavors' actions
+    python benchmarks/action_bound.py --simulated 400 1600   # the bound on independent samples, two sizes
+    python benchmarks/action_bound.py --holdout 1 3          # held-out snapshots by least-action interpolation
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy.optimize import minimize
+
+DATASETS = {"gene": "simulated_gene", "mouse": "mouse_hematopoiesis"}
+#: ℓ beyond π/2 is infinite; capping it only tightens the dual constraint, so the bound stays valid.
+COST_CAP = 1e4
+
+
+#: gradient entries are of the order of the cells' masses (1 / n): stop on the change of the value only
+LBFGS = {"maxiter": 10_000, "ftol": 1e-13, "gtol": 0.0}
+
+
+def hk_cost(d: np.ndarray) -> np.ndarray:
+    """ℓ(d) = −log cos²(d) for d < π/2, capped at :data:`COST_CAP` beyond."""
+    c = np.full(d.shape, COST_CAP)
+    inside = d < np.pi / 2
+    c[inside] = np.minimum(-2.0 * np.log(np.cos(d[inside])), COST_CAP)
+    return c
+
+
+def hk_squared(x0, a, x1, b, delta: float, eps: float = 1e-4, return_plan: bool = False):
+    """Lower and upper bound of HK_δ²(Σ aᵢ δ_{x0ᵢ}, Σ bⱼ δ_{x1ⱼ}).
+
+    Parameters
+    ----------
+    x0, x1
+        Support points, shapes (n0, d) and (n1, d).
+    a, b
+        Their masses (any totals).
+    delta
+        Length scale δ: transport beyond πδ/2 is never cheaper than destroying and creating mass.
+    eps
+        Smoothing of the soft c-transform during the optimisation, in units of ℓ ≈ (distance / δ)²:
+        well below the costs that matter (the default suits δ of the order of the data's spread).
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)``: the value of a feasible dual pair and of a plan; with ``return_plan`` also
+        the plan (n0, n1), a NumPy array.
+    """
+    import torch
+
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    x0, x1 = torch.as_tensor(x0, dtype=torch.float64), torch.as_tensor(x1, dtype=torch.float64)
+    dist = torch.cdist(x0, x1, compute_mode="donot_use_mm_for_euclid_dist")
+    cost = torch.as_tensor(hk_cost(dist.numpy() / delta))  # (n0, n1), float64 throughout
+
+    def soft_g(f, eps):
+        z = (f[:, None] - cost) / eps
+        lse = torch.logsumexp(z, dim=0)
+        return -eps * lse, torch.exp(z - lse)  # g (n1,) and the softmax over i (n0, n1)
+
+    def negative_dual(f_np, eps):
+        f = torch.from_numpy(f_np)
+        g, soft = soft_g(f, eps)
+        value = a @ (1 - torch.exp(-f)) + b @ (1 - torch.exp(-g))
+        grad = a * torch.exp(-f) - soft @ (b * torch.exp(-g))
+        return -float(value), -grad.numpy()
+
+    f = np.zeros(len(a))
+    for e in (eps * 100, eps * 10, eps):  # warm starts: the smoother problems converge in few steps
+        f = minimize(negative_dual, f, args=(e,), jac=True, method="L-BFGS-B", options=LBFGS).x
+    f = torch.from_numpy(f)
+    g, soft = soft_g(f, eps)
+    plan = soft * (b * torch.exp(-g))[None, :]
+    # exact c-transforms: feasible, and each can only raise the dual value
+    g = torch.amin(cost - f[:, None], dim=0)
+    f = torch.amin(cost - g[None, :], dim=1)
+    lower = a @ (1 - torch.exp(-f)) + b @ (1 - torch.exp(-g))
+
+    def kl(p, q):
+        pos = p > 0
+        return float(torch.sum(p[pos] * torch.log(p[pos] / q[pos])) - p.sum() + q.sum())
+
+    upper = float(torch.sum(plan * cost)) + kl(plan.sum(1), a) + kl(plan.sum(0), b)
+    if return_plan:
+        return delta**2 * float(lower), delta**2 * upper, plan.numpy()
+    return delta**2 * float(lower), delta**2 * upper
+
+
+def hk_interpolate(x0, a, x1, b, delta: float, fraction: float, min_share: float = 1e-6):
+    """The least-action (Hellinger–Kantorovich) interpolant at ``fraction`` of the way from μ₀ to μ₁.
+
+    Each pair (i, j) of the optimal plan P carries μ₀'s mass r₀² = P_ij a_i / P₀_i at x_i into μ₁'s
+    r₁² = P_ij b_j / P₁_j at y_j along the straight line of the cone: z(s) = (1 − s) r₀ + s r₁ e^{iθ},
+    θ = |x_i − y_j| / δ; at s the pair sits at x_i + (arg z / θ)(y_j − x_i) with mass |z|² (LMS 2018).
+    Pairs below ``min_share`` of the plan's mass are dropped.
+
+    Returns
+    -------
+    points, weights
+        (p, d) positions and (p,) masses.
+    """
+    x0, x1 = np.asarray(x0, np.float64), np.asarray(x1, np.float64)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    plan = hk_squared(x0, a, x1, b, delta, return_plan=True)[2]
+    i, j = np.nonzero(plan > min_share * plan.sum())
+    p = plan[i, j]
+    r0 = np.sqrt(p * a[i] / plan.sum(1)[i])
+    r1 = np.sqrt(p * b[j] / plan.sum(0)[j])
+    theta = np.minimum(np.linalg.norm(x1[j] - x0[i], axis=1) / delta, np.pi / 2)
+    re, im = (1 - fraction) * r0 + fraction * r1 * np.cos(theta), fraction * r1 * np.sin(theta)
+    share = np.divide(np.arctan2(im, re), theta, out=np.full(len(p), fraction), where=theta > 0)
+    return x0[i] + share[:, None] * (x1[j] - x0[i]), re**2 + im**2
+
+
+def load(name: str):
+    import ruotools as rt
+
+    return getattr(rt.datasets, name)()
+
+
+def snapshots(adata):
+    """The cells per time, their masses (cell-count ratios, as `fit_ruot` uses) and the fit's scale²."""
+    x, t = np.asarray(adata.X, np.float64), adata.obs["time"].to_numpy()
+    times = np.unique(t)
+    xs = [x[t == s] for s in times]
+    counts = np.array([len(c) for c in xs], np.float64)
+    scale2 = float(np.mean(x.var(axis=0)))  # the fit's standardisation scale, squared
+    return times, xs, counts / counts[0], scale2
+
+
+def bound(adata, alpha: float = 1.0, fraction: float = 1.0, seed: int = 0) -> dict:
+    """Cumulative least action from the first time to each later one, with its certified gap.
+
+    ``fraction`` < 1 uses that share of each snapshot's cells, drawn with ``seed`` (the same masses): how
+    the bound moves with the sample size shows how much of it is sampling noise.
+    """
+    times, xs, mass, scale2 = snapshots(adata)
+    if fraction < 1:
+        rng = np.random.default_rng(seed)
+        xs = [c[rng.choice(len(c), round(fraction * len(c)), replace=False)] for c in xs]
+    delta = np.sqrt(8.0 * alpha * scale2)
+    lows, ups = [0.0], [0.0]
+    for k in range(len(times) - 1):
+        a = np.full(len(xs[k]), mass[k] / len(xs[k]))
+        b = np.full(len(xs[k + 1]), mass[k + 1] / len(xs[k + 1]))
+        lo, up = hk_squared(xs[k], a, xs[k + 1], b, delta)
+        dt = times[k + 1] - times[k]
+        lows.append(lows[-1] + 0.5 * lo / dt)
+        ups.append(ups[-1] + 0.5 * up / dt)
+    return {"times": times, "lower": np.array(lows), "upper": np.array(ups), "delta": delta}
+
+
+def flow_action(model, x0, times, alpha: float = 1.0, steps_per_unit: int = 100) -> np.ndarray:
+    """∫ (1/N) Σ w [½|v|² + α·scale²·g²] dt along the deterministic flow (trapezoid rule), per time."""
+    out = model.simulate(x0, times, stochastic=False, n_steps_per_unit=steps_per_unit, record_every_step=True)
+    ts, X, ell = out["t"], out["X"], out["log_mass"]
+    A = alpha * model.standardizer.x_scale**2
+    rate = np.array(
+        [
+            np.exp(ell[i]) @ (0.5 * (model.velocity(X[i], ts[i]) ** 2).sum(1) + A * model.growth(X[i], ts[i]) ** 2)
+            for i in range(len(ts))
+        ]
+    )
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(ts))])
+    return np.array([cum[np.argmin(np.abs(ts - s))] for s in times])
+
+
+def fitted_actions(name: str, seed: int) -> dict:
+    import ruotools as rt
+
+    rt.settings.verbosity = "warning"
+    adata = load(name)
+    times = np.unique(adata.obs["time"])
+    x0 = np.asarray(adata.X[adata.obs["time"].to_numpy() == times[0]], np.float64)
+    result = {}
+    for flavor in ("deepruot", "var_ruot"):
+        rt.tl.fit_ruot(adata, "time", flavor=flavor, random_state=seed)
+        table = rt.tl.evaluate(adata, stochastic=True, random_state=seed, action_alpha=1.0)
+        model = rt.RUOTModel.from_adata(adata)
+        result[flavor] = {
+            "sde": np.concatenate([[0.0], table["action"].to_numpy()]),
+            "flow": flow_action(model, x0, times),
+            "W1": np.concatenate([[0.0], table["W1"].to_numpy()]),
+        }
+    return result
+
+
+def simulated(sizes) -> None:
+    """The bound on independent samples of one population (the re-created gene network), per sample size."""
+    import ruotools as rt
+
+    print("\nLeast action (lower bound, α = 1) on samples of `rt.datasets.three_gene_network`.\n")
+    print("| first snapshot's cells | data seed | t1 | t2 | t3 | t4 |")
+    print("|---|---|---|---|---|---|")
+    for n0 in sizes:
+        for seed in (0, 1, 2):
+            lower = bound(rt.datasets.three_gene_network(n_cells0=n0, random_state=seed))["lower"]
+            print(f"| {n0} | {seed} | " + " | ".join(f"{v:.3f}" for v in lower[1:]) + " |", flush=True)
+
+
+def holdout(name: str, alphas, n_points: int = 6000) -> None:
+    """Predict each interior snapshot from its two neighbours by the least-action interpolant (no model).
+
+    The interpolant's pairs (often 10⁴–10⁵) are resampled to ``n_points`` by mass (seed 0) for the exact W1.
+    """
+    from ruotools.core.ot import interpolate_ot, wasserstein
+
+    times, xs, mass, _ = snapshots(load(DATASETS[name]))
+    for k in range(1, len(times) - 1):
+        x0, x2, target = xs[k - 1], xs[k + 1], xs[k]
+        frac = (times[k] - times[k - 1]) / (times[k + 1] - times[k - 1])
+        scale2 = float(np.mean(np.concatenate(xs[:k] + xs[k + 1 :]).var(axis=0)))  # the refit's scale
+        a, b = np.full(len(x0), mass[k - 1] / len(x0)), np.full(len(x2), mass[k + 1] / len(x2))
+        cells = []
+        for alpha in alphas:
+            pts, w = hk_interpolate(x0, a, x2, b, np.sqrt(8.0 * alpha * scale2), frac)
+            idx = np.random.default_rng(0).choice(len(pts), n_points, p=w / w.sum())
+            cells.append(f"{wasserstein(pts[idx], target, p=1):.3f}")
+        pts, w = interpolate_ot(x0, x2, frac)
+        cells.append(f"{wasserstein(pts, target, w, None, p=1):.3f}")
+        print(f"| {name} | {times[k]:g} | " + " | ".join(cells) + " |", flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--draws", type=int, default=3, help="random halves and quarters of the cells, averaged")
+    parser.add_argument(
+        "--simulated",
+        nargs="+",
+        type=int,
+        metavar="N0",
+        help="instead: the bound on independent samples of `three_gene_network(n_cells0=N0)`, data seeds 0 1 2",
+    )
+    parser.add_argument(
+        "--holdout",
+        nargs="+",
+        type=float,
+        metavar="ALPHA",
+        help="instead: predict each interior time point by the least-action interpolation with these α",
+    )
+    parser.add_argument("--fits", action="store_true", help="also fit both flavors and print their actions")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    args = parser.parse_args(argv)
+    if args.simulated:
+        simulated(args.simulated)
+        return
+    if args.holdout:
+        print("\nHeld-out time points predicted from their neighbours without a model: W1 to the held-out cells.\n")
+        print("| dataset | held out | " + " | ".join(f"least action, α = {a:g}" for a in args.holdout) + " | OT |")
+        print("|---|---|" + "---|" * (len(args.holdout) + 1))
+        for name in args.datasets:
+            holdout(name, args.holdout)
+        return
+    print("\nLeast action through the observed snapshots (α = 1; cumulative from the first time).\n")
+    header = "| dataset | time | lower bound | upper bound | lower bound, ½ cells | lower bound, ¼ cells |"
+    if args.fits:
+        header += " deepruot SDE | deepruot flow | var_ruot SDE | var_ruot flow | var / deep SDE | deep SDE / bound |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for name in args.datasets:
+        adata = load(DATASETS[name])
+        b = bound(adata)
+        sub = {
+            f: np.mean([bound(adata, fraction=f, seed=s)["lower"] for s in range(args.draws)], axis=0)
+            for f in (0.5, 0.25)
+        }
+        fits = [fitted_actions(DATASETS[name], s) for s in args.seeds] if args.fits else []
+        for k in range(1, len(b["times"])):
+            cells = [f"{v:.3f}" for v in (b["lower"][k], b["upper"][k], sub[0.5][k], sub[0.25][k])]
+            if fits:
+
+                def mean(flavor, what, k=k, fits=fits):
+                    return np.mean([f[flavor][what][k] for f in fits])
+
+                cells += [f"{mean(fl, w):.3f}" for fl in ("deepruot", "var_ruot") for w in ("sde", "flow")]
+                cells += [f"{mean('var_ruot', 'sde') / mean('deepruot', 'sde'):.2f}"]
+                cells += [f"{mean('deepruot', 'sde') / b['lower'][k]:.3f}"]
+            print(f"| {name} | {b['times'][k]:g} | " + " | ".join(cells) + " |")
+        print(f"\n{name}: δ = {b['delta']:.3f} (user units)")
+
+
+if __name__ == "__main__":
+    main()
