@@ -1,3 +1,7 @@
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
 
@@ -130,3 +134,27 @@ def random_model():
         )
 
     return build
+
+
+# --------------------------------------------------------------------------- benchmark helpers under test
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark_module(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package), with the folder on the path while its tests run."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def interpretation():
+    yield from _benchmark_module("interpretation")
+
+
+@pytest.fixture(scope="module")
+def action_bound():
+    yield from _benchmark_module("action_bound")

@@ -1,22 +1,7 @@
 """Helpers of benchmarks/interpretation.py: the symmetric-Jacobian ceilings (``var_ruot``) and the true fates."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def interpretation():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("interpretation")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def test_ceilings_of_a_small_network_by_hand(interpretation):
