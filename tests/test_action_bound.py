@@ -87,3 +87,25 @@ def test_interpolant_of_two_points_follows_the_cone_geodesic(action_bound):
     z = (1 - s) + s * np.exp(1j * theta)
     assert pts[0, 0] == pytest.approx(np.angle(z), rel=1e-4)
     assert w.sum() == pytest.approx(abs(z) ** 2, rel=1e-4)
+
+
+def test_interpolant_is_a_geodesic(action_bound):
+    # on a constant-speed geodesic HK(μ0, μs) = s·HK(μ0, μ1) and HK(μs, μ1) = (1 − s)·HK(μ0, μ1)
+    rng = np.random.default_rng(5)
+    x0, x1 = rng.normal(size=(15, 2)), 0.6 * rng.normal(size=(20, 2)) + np.array([1.0, 0.3])
+    a, b = rng.random(15) / 15 + 0.02, 2 * rng.random(20) / 20 + 0.02
+    full = np.sqrt(action_bound.hk_squared(x0, a, x1, b, 1.5)[0])
+    for s in (0.3, 0.6):
+        pts, w = action_bound.hk_interpolate(x0, a, x1, b, 1.5, s)
+        assert np.sqrt(action_bound.hk_squared(x0, a, pts, w, 1.5)[0]) == pytest.approx(s * full, rel=1e-3)
+        assert np.sqrt(action_bound.hk_squared(pts, w, x1, b, 1.5)[0]) == pytest.approx((1 - s) * full, rel=1e-3)
+
+
+def test_mass_without_a_partner_is_destroyed_or_created_in_place(action_bound):
+    # x = 5 is beyond πδ/2 from the only target: its mass decays as (1 − s)² where it is
+    x0, a, x1, b = [[0.0], [5.0]], [1.0, 1.0], [[0.3]], [2.0]
+    for s in (0.0, 0.5, 1.0):
+        pts, w = action_bound.hk_interpolate(x0, a, x1, b, delta=1.0, fraction=s)
+        far = np.isclose(pts[:, 0], 5.0)
+        assert w[far].sum() == pytest.approx((1 - s) ** 2, abs=1e-9)
+    assert w.sum() == pytest.approx(2.0, rel=1e-6)  # s = 1: all of μ1
