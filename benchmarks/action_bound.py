@@ -155,14 +155,20 @@ def load(name: str):
     return getattr(rt.datasets, name)()
 
 
+def scale2(x, t) -> float:
+    """The squared standardisation scale a fit on these cells uses (α is set in its units)."""
+    from ruotools.core.data import Standardizer
+
+    return Standardizer.from_data(x, t).x_scale ** 2
+
+
 def snapshots(adata):
     """The cells per time, their masses (cell-count ratios, as `fit_ruot` uses) and the fit's scale²."""
     x, t = np.asarray(adata.X, np.float64), adata.obs["time"].to_numpy()
     times = np.unique(t)
     xs = [x[t == s] for s in times]
     counts = np.array([len(c) for c in xs], np.float64)
-    scale2 = float(np.mean(x.var(axis=0)))  # the fit's standardisation scale, squared
-    return times, xs, counts / counts[0], scale2
+    return times, xs, counts / counts[0], scale2(x, t)
 
 
 def bound(adata, alpha: float = 1.0, fraction: float = 1.0, seed: int = 0) -> dict:
@@ -171,11 +177,11 @@ def bound(adata, alpha: float = 1.0, fraction: float = 1.0, seed: int = 0) -> di
     ``fraction`` < 1 uses that share of each snapshot's cells, drawn with ``seed`` (the same masses): how
     the bound moves with the sample size shows how much of it is sampling noise.
     """
-    times, xs, mass, scale2 = snapshots(adata)
+    times, xs, mass, s2 = snapshots(adata)
     if fraction < 1:
         rng = np.random.default_rng(seed)
         xs = [c[rng.choice(len(c), round(fraction * len(c)), replace=False)] for c in xs]
-    delta = np.sqrt(8.0 * alpha * scale2)
+    delta = np.sqrt(8.0 * alpha * s2)
     lows, ups = [0.0], [0.0]
     for k in range(len(times) - 1):
         a = np.full(len(xs[k]), mass[k] / len(xs[k]))
@@ -191,13 +197,11 @@ def flow_action(model, x0, times, alpha: float = 1.0, steps_per_unit: int = 100)
     """∫ (1/N) Σ w [½|v|² + α·scale²·g²] dt along the deterministic flow (trapezoid rule), per time."""
     out = model.simulate(x0, times, stochastic=False, n_steps_per_unit=steps_per_unit, record_every_step=True)
     ts, X, ell = out["t"], out["X"], out["log_mass"]
-    A = alpha * model.standardizer.x_scale**2
-    rate = np.array(
-        [
-            np.exp(ell[i]) @ (0.5 * (model.velocity(X[i], ts[i]) ** 2).sum(1) + A * model.growth(X[i], ts[i]) ** 2)
-            for i in range(len(ts))
-        ]
-    )
+    n_steps, n = ell.shape
+    x, t = X.reshape(n_steps * n, -1), np.repeat(ts, n)  # every step's particles in one evaluation
+    growth_weight = alpha * model.standardizer.x_scale**2
+    per_cell = 0.5 * (model.velocity(x, t) ** 2).sum(1) + growth_weight * model.growth(x, t) ** 2
+    rate = (np.exp(ell) * per_cell.reshape(n_steps, n)).sum(1)
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(ts))])
     return np.array([cum[np.argmin(np.abs(ts - s))] for s in times])
 
@@ -217,7 +221,6 @@ def fitted_actions(name: str, seed: int) -> dict:
         result[flavor] = {
             "sde": np.concatenate([[0.0], table["action"].to_numpy()]),
             "flow": flow_action(model, x0, times),
-            "W1": np.concatenate([[0.0], table["W1"].to_numpy()]),
         }
     return result
 
@@ -247,11 +250,12 @@ def holdout(name: str, alphas, n_points: int = 6000, draws: int = 5) -> None:
     for k in range(1, len(times) - 1):
         x0, x2, target = xs[k - 1], xs[k + 1], xs[k]
         frac = (times[k] - times[k - 1]) / (times[k + 1] - times[k - 1])
-        scale2 = float(np.mean(np.concatenate(xs[:k] + xs[k + 1 :]).var(axis=0)))  # the refit's scale
+        kept = [i for i in range(len(times)) if i != k]  # the refit's cells set its scale
+        s2 = scale2(np.concatenate([xs[i] for i in kept]), np.repeat(times[kept], [len(xs[i]) for i in kept]))
         a, b = np.full(len(x0), mass[k - 1] / len(x0)), np.full(len(x2), mass[k + 1] / len(x2))
         cells = []
         for alpha in alphas:
-            pts, w = hk_interpolate(x0, a, x2, b, np.sqrt(8.0 * alpha * scale2), frac)
+            pts, w = hk_interpolate(x0, a, x2, b, np.sqrt(8.0 * alpha * s2), frac)
             w1 = []
             for seed in range(draws):
                 idx = np.random.default_rng(seed).choice(len(pts), n_points, p=w / w.sum())
