@@ -13,7 +13,7 @@ from ruotools.core import checkpoint as ckpt_mod
 from ruotools.core import train
 from ruotools.core.config import TrainConfig
 from ruotools.core.data import Snapshots, Standardizer
-from ruotools.core.least_action import LeastActionNetworks, hjb_residual, laplacian
+from ruotools.core.least_action import LeastActionNetworks, hjb_residual, integrate_potential, laplacian
 from ruotools.core.train import fit
 
 # --------------------------------------------------------------------------- the HJB residual
@@ -329,7 +329,13 @@ def test_unknown_flavor_is_a_value_error_listing_the_choices():
 
 @pytest.mark.parametrize(
     ("flavor", "key"),
-    [("var_ruot", "lambda_mass"), ("var_ruot", "lambda_fp"), ("var_ruot", "lambda_curl"), ("deepruot", "lambda_hjb")],
+    [
+        ("var_ruot", "lambda_mass"),
+        ("var_ruot", "lambda_fp"),
+        ("var_ruot", "lambda_curl"),
+        ("deepruot", "lambda_hjb"),
+        ("deepruot", "lambda_geodesic"),
+    ],
 )
 def test_train_kwargs_of_the_other_flavor_are_refused_by_name(flavor, key):
     adata = _moving_blob(30)
@@ -351,12 +357,12 @@ def test_alpha_epochs_and_steps_per_epoch_default_by_flavor(blob_fitted):
     assert adata.uns["ruot"]["params"]["alpha"] == 3.0
 
 
-def _config_before(key):
-    """A TrainConfig class whose saved dict lacks ``key``, as configs written before that setting existed."""
+def _config_before(*keys):
+    """A TrainConfig class whose saved dict lacks ``keys``, as configs written before those settings existed."""
 
     class OldConfig(TrainConfig):
         def to_dict(self):
-            return {k: v for k, v in super().to_dict().items() if k != key}
+            return {k: v for k, v in super().to_dict().items() if k not in keys}
 
     return OldConfig
 
@@ -522,12 +528,14 @@ def _least_action_step(data, config, threaded, local):
 # the local stage (per-particle times) and whole trajectories; exact Laplacian (2-D) and Hutchinson's (12-D),
 # and a balanced model (its log-masses carry no gradient)
 @pytest.mark.parametrize("local", [True, False])
-@pytest.mark.parametrize(("dim", "growth"), [(2, True), (12, True), (2, False)])
-def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(local, dim, growth):
+@pytest.mark.parametrize(
+    ("dim", "growth", "geodesic"), [(2, True, 0.0), (12, True, 0.0), (2, False, 0.0), (2, True, 0.5), (12, False, 0.5)]
+)
+def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(local, dim, growth, geodesic):
     rng = np.random.default_rng(0)
     xs = [(rng.normal(size=(60, dim)) + k).astype(np.float32) for k in range(3)]
     data = Snapshots(xs, [0.0, 1.0, 2.5], [1.0, 1.2, 1.5])
-    config = _var_config(batch_size=40, lambda_action=0.5, lambda_hjb=0.5, growth=growth)
+    config = _var_config(batch_size=40, lambda_action=0.5, lambda_hjb=0.5, growth=growth, lambda_geodesic=geodesic)
     loss_1, parts_1, grads_1, gen_1 = _least_action_step(data, config, threaded=False, local=local)
     runs = [_least_action_step(data, config, threaded=True, local=local) for _ in range(3)]
     loss_2, parts_2, grads_2, gen_2 = runs[0]
@@ -536,6 +544,8 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
     assert loss_2 == pytest.approx(loss_1, rel=1e-5)
     assert parts_2 == pytest.approx(parts_1, rel=1e-5)
     assert min(parts_1["ot"], parts_1["action"], parts_1["hjb"]) > 0
+    assert ("geodesic" in parts_1) == (geodesic > 0)
+    assert parts_1.get("geodesic", 1.0) > 0
     assert len(grads_1) == len(grads_2) >= 7  # of 8
     for a, b in zip(grads_1, grads_2, strict=True):
         assert torch.count_nonzero(a) > 0
@@ -543,3 +553,80 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
     for loss, parts, grads, _ in runs[1:]:  # the threads' order does not change a bit
         assert (loss, parts) == (loss_2, parts_2)
         assert all(torch.equal(a, b) for a, b in zip(grads_2, grads, strict=True))
+
+
+def test_geodesic_term_is_off_by_default_and_keeps_old_checkpoints(snapshots):
+    from ruotools.core.checkpoint import fingerprint
+
+    def trainer(**kw):
+        config = _var_config(**kw)
+        return train._Trainer(snapshots, config, train.networks_from_config(snapshots.dim, config))
+
+    assert TrainConfig(flavor="var_ruot").lambda_geodesic == 0.0
+    assert trainer().midpoints is None
+    on = trainer(lambda_geodesic=0.5)
+    # one target per interval, between its snapshots (they are one unit apart along the diagonal)
+    assert [tuple(m.shape) for m in on.midpoints] == [(1000, 2), (1000, 2)]
+    for k, m in enumerate(on.midpoints):
+        before, after = snapshots.train[k].mean(0), snapshots.train[k + 1].mean(0)
+        assert torch.all((before + 0.2 < m.mean(0)) & (m.mean(0) < after - 0.2))
+    OldConfig = _config_before("lambda_geodesic", "geodesic_alpha")
+    assert fingerprint(snapshots, TrainConfig(flavor="var_ruot")) == fingerprint(
+        snapshots, OldConfig(flavor="var_ruot")
+    )
+    assert fingerprint(snapshots, TrainConfig(flavor="var_ruot", lambda_geodesic=0.5)) != fingerprint(
+        snapshots, TrainConfig(flavor="var_ruot")
+    )
+
+
+def test_a_fit_with_the_geodesic_term_passes_halfway_where_the_geodesic_does():
+    adata = _moving_blob()
+    kwargs = {**VAR_FIT, "train_kwargs": {**VAR_FIT["train_kwargs"], "lambda_geodesic": 1.0}}
+    model = rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs)
+    x0 = adata.X[adata.obs["day"].to_numpy() == 0]
+    out = model.simulate(x0, [0.0, 0.5, 1.5], stochastic=False)
+    # the blob moves 2 units per day: halfway through each interval it is 1 unit on
+    for k, x_mid in enumerate(out["X"][1:]):
+        w = np.exp(out["log_mass"][k + 1])
+        assert np.average(x_mid[:, 0], weights=w) == pytest.approx(1.0 + 2.0 * k, abs=0.3)
+    assert adata.uns["ruot"]["params"]["flavor"] == "var_ruot"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("lambda_geodesic", -1.0, "≥ 0"), ("geodesic_alpha", 0.0, "> 0")],
+)
+def test_bad_geodesic_settings_are_refused(key, value, message):
+    adata = _moving_blob(30)
+    with pytest.raises(ValueError, match=rf"`train_kwargs\['{key}'\]` must be a finite number {message}"):
+        rt.tl.fit_ruot(adata, "day", use_rep="X", **{**VAR_FIT, "train_kwargs": {key: value}})
+    assert "ruot" not in adata.uns
+
+
+def test_the_particles_matched_with_the_geodesic_are_those_halfway_through_each_interval():
+    # σ = 0 and batches larger than the snapshots: nothing random moves a particle, so one integration through
+    # the halfway times gives the particles that the step matches with the geodesic's cells
+    rng = np.random.default_rng(0)
+    xs = [(rng.normal(size=(40, 2)) + k).astype(np.float32) for k in range(3)]
+    data = Snapshots(xs, [0.0, 1.0, 2.5], [1.0, 1.2, 1.5], train_size=1.0)
+    config = _var_config(sigma=0.0, batch_size=64, lambda_geodesic=1.0)
+    nets = train.networks_from_config(data.dim, config)
+    trainer = train._Trainer(data, config, nets)
+    trainer.threaded, seen = False, {}
+
+    def capture(loss, parts, mids, targets):
+        seen["mids"], seen["targets"] = mids, targets
+        return loss
+
+    trainer._with_geodesic = capture
+    trainer.step("least_action")
+    x0 = data.train[0]
+    times = [0.0, 0.5, 1.0, 1.75, 2.5]
+    out = integrate_potential(
+        nets, x0, trainer._start(x0), times, steps_per_unit=config.steps_per_unit, sigma=0.0, alpha=config.alpha
+    )
+    positions, log_masses = seen["mids"]
+    for k, i in enumerate((1, 3)):
+        torch.testing.assert_close(positions[k], out["x"][i])
+        torch.testing.assert_close(log_masses[k], out["log_mass"][i])
+        assert len(seen["targets"][k]) == 64

@@ -33,6 +33,9 @@ def fingerprint(data: Snapshots, config: TrainConfig) -> str:
         del cfg["ot_cost"]
     if cfg.get("validation_cells") == "held_out":  # likewise the only validation before it was a setting
         del cfg["validation_cells"]
+    if cfg.get("lambda_geodesic") == 0:  # off, as in every fit before the setting existed
+        cfg.pop("lambda_geodesic")
+        cfg.pop("geodesic_alpha", None)
     h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
     h.update(json.dumps({"times": data.times, "masses": data.masses}).encode())
     for part in (data.train, data.val):

@@ -16,7 +16,16 @@ FLAVOR_ONLY = {
     "deepruot": frozenset(
         {"lambda_mass", "local_mass_max_dim", "lambda_score", "lambda_fp", "lambda_init", "lambda_curl", "curl_points"}
     ),
-    "var_ruot": frozenset({"lambda_hjb", "hjb_points", "hutchinson_probes", "exact_laplacian_max_dim"}),
+    "var_ruot": frozenset(
+        {
+            "lambda_hjb",
+            "hjb_points",
+            "hutchinson_probes",
+            "exact_laplacian_max_dim",
+            "lambda_geodesic",
+            "geodesic_alpha",
+        }
+    ),
 }
 _DEFAULT_EPOCHS = {
     "deepruot": {"pretrain": 40, "refine": 2, "score": 40, "joint": 2},
@@ -91,6 +100,14 @@ class TrainConfig:
     ``ot_cost`` default to the flavor's values; :data:`FLAVOR_ONLY` lists the
     settings that only one flavor uses.
 
+    ``lambda_geodesic`` (``var_ruot`` only) weighs a transport loss halfway through each interval, against
+    cells drawn from the least-action path between its two snapshots computed without a model: the
+    Hellinger–Kantorovich geodesic with δ² = 8 ``geodesic_alpha`` (:mod:`ruotools.core.geodesic`; at most
+    1,000 cells of each snapshot, computed once before training; off, 0, by default). Fitted paths are about
+    as cheap as the geodesic of their own α, yet an action nearly flat around its minimum leaves them free
+    to put the mass elsewhere between the snapshots (benchmarks/README.md); this term asks for a minimiser
+    itself. Its transport cost is ``ot_cost``; only the shape of the targets is matched, not their mass.
+
     ``ot_cost`` is the ground cost of the transport loss at the snapshots: ``"sqeuclidean"`` (W2²,
     the method's) for ``deepruot``, ``"euclidean"`` (W1) for ``var_ruot``, whose potential, with the
     growth tied to it, otherwise squeezes a moving cluster: W2² charges little for a cluster that is
@@ -134,6 +151,8 @@ class TrainConfig:
     hjb_points: int = 256
     hutchinson_probes: int = 4
     exact_laplacian_max_dim: int = 10
+    lambda_geodesic: float = 0.0
+    geodesic_alpha: float = 1.0
     score_gain: float = 10.0
     score_smoothing: float = 1.0
     steps_per_unit: int = 2

@@ -116,12 +116,16 @@ class Snapshots:
         Drawn without replacement; from more than ``LARGE_POOL`` cells with replacement (a repeat is
         then rare), so that a draw costs O(batch_size), not O(number of cells).
         """
-        pool = getattr(self, split)[k]
-        if len(pool) <= batch_size:
-            return pool
-        where = draw_device(generator)  # a generator on the data's device draws the indices there
-        if len(pool) > LARGE_POOL:
-            idx = torch.randint(len(pool), (batch_size,), generator=generator, device=where)
-        else:
-            idx = torch.randperm(len(pool), generator=generator, device=where)[:batch_size]
-        return pool[idx.to(pool.device)]
+        return draw_rows(getattr(self, split)[k], batch_size, generator)
+
+
+def draw_rows(pool: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """At most ``batch_size`` rows of ``pool``, as :meth:`Snapshots.sample` draws them."""
+    if len(pool) <= batch_size:
+        return pool
+    where = draw_device(generator)  # a generator on the data's device draws the indices there
+    if len(pool) > LARGE_POOL:
+        idx = torch.randint(len(pool), (batch_size,), generator=generator, device=where)
+    else:
+        idx = torch.randperm(len(pool), generator=generator, device=where)[:batch_size]
+    return pool[idx.to(pool.device)]

@@ -17,8 +17,9 @@ import torch.distributed as dist
 
 from .checkpoint import Checkpointer, fingerprint
 from .config import TrainConfig
-from .data import Snapshots
+from .data import Snapshots, draw_rows
 from .dynamics import integrate, integrate_intervals
+from .geodesic import midpoint_targets
 from .least_action import (
     LeastActionNetworks,
     PotentialPaths,
@@ -107,6 +108,12 @@ class _Trainer:
         self._times = torch.tensor(data.times, dtype=torch.float32, device=self.device)
         self._gaps = torch.tensor(np.diff(data.times), dtype=torch.float32, device=self.device)
         self._bandwidths = torch.tensor(self.score_bandwidth, dtype=torch.float32, device=self.device)
+        # the least-action geodesic halfway through each interval: soft targets of a var_ruot fit
+        self.midpoints = None
+        if config.flavor == "var_ruot" and config.lambda_geodesic > 0:
+            xs = [x.cpu().numpy() for x in data.train]
+            targets = midpoint_targets(xs, data.masses, config.geodesic_alpha, random_state=config.random_state)
+            self.midpoints = [torch.as_tensor(y, device=self.device) for y in targets]
         self.kde = None
         if config.lambda_init > 0 and config.sigma > 0:
             ref = data.train[0][: 4 * VAL_PARTICLES]
@@ -286,6 +293,10 @@ class _Trainer:
         stage (the first ``local_fraction`` of the epochs) the cells of every snapshot are pushed to
         the next one instead, all intervals in one batch, as in the ``deepruot`` pre-training.
 
+        With ``lambda_geodesic`` > 0 the particles are also taken halfway through each interval (the
+        local stage then takes an even number of steps) and matched there with cells of the
+        least-action geodesic between the interval's snapshots (:meth:`_with_geodesic`).
+
         On a multi-core CPU the particles run in two halves in two threads (:meth:`_paths`) and the
         HJB term's gradient in a third meanwhile; the returned loss then carries no graph: its
         backward pass is done.
@@ -297,6 +308,8 @@ class _Trainer:
             sizes = [len(x) for x in xs]
             x = torch.cat(xs)
             n_steps = self._local_steps()
+            if self.midpoints is not None:  # an even number of steps: one of them ends halfway
+                n_steps += n_steps % 2
             h = _per_particle(np.diff(data.times) / n_steps, sizes, x)
             ell = _per_particle([math.log(data.masses[k] / sizes[k]) for k in range(self.K)], sizes, x)
             t0 = _per_particle(data.times[:-1], sizes, x)
@@ -312,23 +325,32 @@ class _Trainer:
                     generator=self.gen,
                     noise=noise,
                 )
-                for _ in range(n_steps):
+                halfway = []
+                for i in range(n_steps):
                     paths.step(h[rows])
-                return [paths.x, paths.log_mass], paths.action, paths.states
+                    if self.midpoints is not None and 2 * (i + 1) == n_steps:
+                        halfway = [paths.x, paths.log_mass]
+                return [paths.x, paths.log_mass, *halfway], paths.action, paths.states
 
-            (x1, ell1), action, states, backward = self._paths(run, x, n_steps)
+            (x1, ell1, *halfway), action, states, backward = self._paths(run, x, n_steps)
             ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
             ends = (x1.split(sizes), ell1.split(sizes))
+            mids = [part.split(sizes) for part in halfway]
         else:
             x0 = data.sample(0, cfg.batch_size, self.gen)
             ell0 = self._start(x0)
+            times = data.times
+            if self.midpoints is not None:  # record the particles halfway through each interval too
+                times = [data.times[0]]
+                for middle, end in zip(self._halfway_times(), data.times[1:], strict=True):
+                    times += [middle, end]
 
             def run(rows, noise):
                 out = integrate_potential(
                     self.nets,
                     x0[rows],
                     ell0[rows],
-                    data.times,
+                    times,
                     steps_per_unit=cfg.steps_per_unit,
                     sigma=cfg.sigma,
                     alpha=cfg.alpha,
@@ -337,11 +359,17 @@ class _Trainer:
                 )
                 return out["x"][1:] + out["log_mass"][1:], out["action"], out["states"]
 
-            flat, action, states, backward = self._paths(run, x0, path_steps(data.times, cfg.steps_per_unit))
+            flat, action, states, backward = self._paths(run, x0, path_steps(times, cfg.steps_per_unit))
             ys = [data.sample(k, cfg.batch_size, self.gen) for k in range(1, self.K + 1)]
-            ends = (flat[: self.K], flat[self.K :])
+            n = len(times) - 1
+            every = 1 if self.midpoints is None else 2
+            ends = (flat[every - 1 : n : every], flat[n + every - 1 :: every])
+            mids = [] if self.midpoints is None else [flat[:n:2], flat[n::2]]
+        # drawn here, before the HJB term's job (which draws from the same generator) may start
+        targets = [] if self.midpoints is None else [draw_rows(y, cfg.batch_size, self.gen) for y in self.midpoints]
         if backward is None:  # one pass: the loss keeps its graph and the training loop back-propagates it
             loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
+            loss = self._with_geodesic(loss, parts, mids, targets)
             loss = loss + cfg.lambda_action * action
             parts["action"] = action.detach()
             if cfg.lambda_hjb > 0:
@@ -354,6 +382,7 @@ class _Trainer:
         hjb_job = _hjb_pool().submit(self._hjb_gradient, states, params) if cfg.lambda_hjb > 0 else None
         try:
             loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
+            loss = self._with_geodesic(loss, parts, mids, targets)
             backward(loss, cfg.lambda_action)
         finally:  # never leave the job drawing from the generator behind an error
             hjb = None if hjb_job is None else hjb_job.result()
@@ -364,6 +393,26 @@ class _Trainer:
             loss = loss + cfg.lambda_hjb * hjb[0]
             parts["hjb"] = hjb[0]
         return loss, parts
+
+    def _halfway_times(self) -> list[float]:
+        return [0.5 * (t0 + t1) for t0, t1 in itertools.pairwise(self.data.times)]
+
+    def _with_geodesic(self, loss: torch.Tensor, parts: dict, mids: list, targets: list) -> torch.Tensor:
+        """Return ``loss`` plus ``lambda_geodesic`` × the transport loss of the particles halfway through each interval.
+
+        ``mids``: their positions and log-masses (one tensor per interval each), or empty when the
+        step recorded none; ``targets``: cells drawn from the least-action geodesic between the two
+        snapshots (:func:`~ruotools.core.geodesic.midpoint_targets`). Only their shape is matched,
+        not their mass (the geodesic's total mass halfway is not the population's).
+        """
+        if not mids:
+            return loss
+        cfg = self.cfg
+        problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(*mids, targets, strict=True)]
+        losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon, cost=cfg.ot_cost)
+        geodesic = sum(losses) / self.K
+        parts["geodesic"] = geodesic.detach()
+        return loss + cfg.lambda_geodesic * geodesic
 
     def _hjb_gradient(self, states, params) -> tuple[torch.Tensor, list]:
         """Return the HJB loss (detached) and the gradient of ``lambda_hjb`` × it with respect to ``params``."""

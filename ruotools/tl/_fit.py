@@ -196,7 +196,11 @@ def fit_ruot(
         curl penalty for deepruot"): use it when you read regulation or fates from a ``"deepruot"``
         fit. For ``"var_ruot"``
         ``lambda_hjb`` (weight of the HJB residual), ``hjb_points`` (trajectory points per step where
-        it is evaluated), ``hutchinson_probes`` and ``exact_laplacian_max_dim``. A setting that only
+        it is evaluated), ``hutchinson_probes``, ``exact_laplacian_max_dim``, and ``lambda_geodesic``
+        (0, off, by default), the weight of a transport loss halfway through each interval against the
+        least-action (Hellinger–Kantorovich) path between its two snapshots computed without a model,
+        with growth weight ``geodesic_alpha`` (1 by default; :class:`ruotools.core.TrainConfig`; on
+        the held-out benchmarks 0.1 gave the best balance, benchmarks/README.md). A setting that only
         the other flavor uses is a ``ValueError``.
 
     Returns
@@ -452,6 +456,9 @@ def _config(
     cfg.lr = _per_phase(lr, cfg.lr, "lr", val.check_positive, cfg.phases)
     if flavor == "var_ruot" and cfg.growth and cfg.alpha <= 0:
         raise ValueError("`flavor='var_ruot'` with growth needs `alpha` > 0 (its growth rate is λ / (2α)).")
+    if flavor == "var_ruot":
+        cfg.lambda_geodesic = val.check_nonnegative(cfg.lambda_geodesic, "train_kwargs['lambda_geodesic']")
+        cfg.geodesic_alpha = val.check_positive(cfg.geodesic_alpha, "train_kwargs['geodesic_alpha']")
     for name, value in {"hidden_dim": hidden_dim, "n_layers": n_layers, "batch_size": batch_size}.items():
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
