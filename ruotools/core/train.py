@@ -342,8 +342,8 @@ class _Trainer:
             times = data.times
             if self.midpoints is not None:  # record the particles halfway through each interval too
                 times = [data.times[0]]
-                for middle, end in zip(self._halfway_times(), data.times[1:], strict=True):
-                    times += [middle, end]
+                for start, end in itertools.pairwise(data.times):
+                    times += [0.5 * (start + end), end]
 
             def run(rows, noise):
                 out = integrate_potential(
@@ -361,10 +361,11 @@ class _Trainer:
 
             flat, action, states, backward = self._paths(run, x0, path_steps(times, cfg.steps_per_unit))
             ys = [data.sample(k, cfg.batch_size, self.gen) for k in range(1, self.K + 1)]
-            n = len(times) - 1
-            every = 1 if self.midpoints is None else 2
-            ends = (flat[every - 1 : n : every], flat[n + every - 1 :: every])
-            mids = [] if self.midpoints is None else [flat[:n:2], flat[n::2]]
+            positions, log_masses = flat[: len(times) - 1], flat[len(times) - 1 :]
+            if self.midpoints is None:
+                ends, mids = (positions, log_masses), []
+            else:  # halfway and at the snapshots, in turn
+                ends, mids = (positions[1::2], log_masses[1::2]), [positions[::2], log_masses[::2]]
         # drawn here, before the HJB term's job (which draws from the same generator) may start
         targets = [] if self.midpoints is None else [draw_rows(y, cfg.batch_size, self.gen) for y in self.midpoints]
         if backward is None:  # one pass: the loss keeps its graph and the training loop back-propagates it
@@ -393,9 +394,6 @@ class _Trainer:
             loss = loss + cfg.lambda_hjb * hjb[0]
             parts["hjb"] = hjb[0]
         return loss, parts
-
-    def _halfway_times(self) -> list[float]:
-        return [0.5 * (t0 + t1) for t0, t1 in itertools.pairwise(self.data.times)]
 
     def _with_geodesic(self, loss: torch.Tensor, parts: dict, mids: list, targets: list) -> torch.Tensor:
         """Return ``loss`` plus ``lambda_geodesic`` × the transport loss of the particles halfway through each interval.
