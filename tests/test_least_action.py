@@ -555,28 +555,58 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
         assert all(torch.equal(a, b) for a, b in zip(grads_2, grads, strict=True))
 
 
-def test_geodesic_term_is_off_by_default_and_keeps_old_checkpoints(snapshots):
+def test_geodesic_term_is_on_by_default_for_two_time_points_only_and_keeps_old_checkpoints(snapshots):
     from ruotools.core.checkpoint import fingerprint
+    from ruotools.core.config import GEODESIC_ONE_INTERVAL
 
-    def trainer(**kw):
+    def trainer(data=snapshots, **kw):
         config = _var_config(**kw)
-        return train._Trainer(snapshots, config, train.networks_from_config(snapshots.dim, config))
+        return train._Trainer(data, config, train.networks_from_config(data.dim, config))
 
-    assert TrainConfig(flavor="var_ruot").lambda_geodesic == 0.0
+    two = Snapshots(snapshots.all[:2], [0.0, 1.0], [1.0, 1.2])
+    assert TrainConfig(flavor="var_ruot").lambda_geodesic is None  # resolved when a fit starts
+    # three time points: off, and the config says so
     assert trainer().midpoints is None
+    assert trainer().cfg.lambda_geodesic == 0.0
+    # two: on, with the flavor's weight, unless given (0 turns it off); never for deepruot
+    on = trainer(two)
+    assert on.cfg.lambda_geodesic == GEODESIC_ONE_INTERVAL == 0.1
+    assert [tuple(m.shape) for m in on.midpoints] == [(1000, 2)]
+    assert trainer(two, lambda_geodesic=0.0).midpoints is None
+    deep = TrainConfig(epochs={"pretrain": 1, "refine": 1, "score": 1, "joint": 1})
+    assert train._Trainer(two, deep, train.networks_from_config(2, deep)).cfg.lambda_geodesic == 0.0
     on = trainer(lambda_geodesic=0.5)
     # one target per interval, between its snapshots (they are one unit apart along the diagonal)
     assert [tuple(m.shape) for m in on.midpoints] == [(1000, 2), (1000, 2)]
     for k, m in enumerate(on.midpoints):
         before, after = snapshots.train[k].mean(0), snapshots.train[k + 1].mean(0)
         assert torch.all((before + 0.2 < m.mean(0)) & (m.mean(0) < after - 0.2))
+    # a fit of three time points keeps the fingerprint of checkpoints written before the setting existed
     OldConfig = _config_before("lambda_geodesic", "geodesic_alpha")
-    assert fingerprint(snapshots, TrainConfig(flavor="var_ruot")) == fingerprint(
-        snapshots, OldConfig(flavor="var_ruot")
-    )
+    resolved = TrainConfig(flavor="var_ruot")
+    resolved.resolve_lambda_geodesic(3)
+    assert fingerprint(snapshots, resolved) == fingerprint(snapshots, OldConfig(flavor="var_ruot"))
     assert fingerprint(snapshots, TrainConfig(flavor="var_ruot", lambda_geodesic=0.5)) != fingerprint(
-        snapshots, TrainConfig(flavor="var_ruot")
+        snapshots, resolved
     )
+
+
+def test_fit_ruot_stores_the_resolved_geodesic_weight_and_old_models_load_without_it(tmp_path, ruotools_log):
+    adata = _moving_blob(40)
+    two = adata[adata.obs["day"] < 1.5].copy()
+    kwargs = {**VAR_FIT, "max_epochs": {"least_action": 1, "score": 1}}
+    model = rt.tl.fit_ruot(two, "day", use_rep="X", **kwargs)
+    assert model.config.lambda_geodesic == 0.1
+    assert "halfway where the least-action geodesic" in ruotools_log.text  # the user is told
+    ruotools_log.clear()
+    assert rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs).config.lambda_geodesic == 0.0
+    assert "geodesic" not in ruotools_log.text
+    two.write_h5ad(tmp_path / "two.h5ad")
+    reloaded = rt.RUOTModel.from_adata(ad.read_h5ad(tmp_path / "two.h5ad"))
+    assert reloaded.config.lambda_geodesic == 0.1
+    payload = model.to_dict()
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "lambda_geodesic"}
+    assert rt.RUOTModel.from_dict(payload).config.lambda_geodesic == 0.0  # saved before the term existed
 
 
 def test_a_fit_with_the_geodesic_term_passes_halfway_where_the_geodesic_does():
@@ -614,11 +644,13 @@ def test_the_particles_matched_with_the_geodesic_are_those_halfway_through_each_
     trainer = train._Trainer(data, config, nets)
     trainer.threaded, seen = False, {}
 
-    def capture(loss, parts, mids, targets):
-        seen["mids"], seen["targets"] = mids, targets
-        return loss
+    losses = trainer._snapshot_losses
 
-    trainer._with_geodesic = capture
+    def capture(*args):
+        seen["mids"], seen["targets"] = args[5][:2], args[5][2]
+        return losses(*args)
+
+    trainer._snapshot_losses = capture
     trainer.step("least_action")
     x0 = data.train[0]
     times = [0.0, 0.5, 1.0, 1.75, 2.5]

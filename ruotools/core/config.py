@@ -41,6 +41,11 @@ _DEFAULT_STEPS_PER_EPOCH = {"deepruot": 10, "var_ruot": 15}
 _DEFAULT_LAMBDA_ACTION = {"deepruot": 0.01, "var_ruot": 1 / 16}
 _DEFAULT_OT_COST = {"deepruot": "sqeuclidean", "var_ruot": "euclidean"}
 _DEFAULT_ALPHA = {"deepruot": 1.0, "var_ruot": 3.0}
+#: ``lambda_geodesic`` of a ``var_ruot`` fit of two time points (one interval) unless given; 0 with more:
+#: held-out mouse (one interval left) 0.293 → 0.256, one-interval gene refits unchanged (0.084 → 0.082,
+#: 0.115 → 0.113), but the three-interval gene refits worse (0.057 / 0.076 / 0.072 → 0.070 / 0.083 / 0.084;
+#: benchmarks/README.md, "The geodesic as a target halfway").
+GEODESIC_ONE_INTERVAL = 0.1
 #: Which cells of each snapshot the validation score compares with (see :class:`TrainConfig`).
 VALIDATION_CELLS = ("held_out", "all")
 _DEFAULT_VALIDATION_CELLS = {"deepruot": "held_out", "var_ruot": "all"}
@@ -103,10 +108,14 @@ class TrainConfig:
     ``lambda_geodesic`` (``var_ruot`` only) weighs a transport loss halfway through each interval, against
     cells drawn from the least-action path between its two snapshots computed without a model: the
     Hellinger–Kantorovich geodesic with δ² = 8 ``geodesic_alpha`` (:mod:`ruotools.core.geodesic`; at most
-    1,000 cells of each snapshot, computed once before training; off, 0, by default). Fitted paths are about
-    as cheap as the geodesic of their own α, yet an action nearly flat around its minimum leaves them free
-    to put the mass elsewhere between the snapshots (benchmarks/README.md); this term asks for a minimiser
-    itself. Its transport cost is ``ot_cost``; only the shape of the targets is matched, not their mass.
+    1,000 cells of each snapshot, computed once before training). Fitted paths are about as cheap as the
+    geodesic of their own α, yet an action nearly flat around its minimum leaves them free to put the mass
+    elsewhere between the snapshots (benchmarks/README.md); this term asks for a minimiser itself. Its
+    transport cost is ``ot_cost``; only the shape of the targets is matched, not their mass. ``None``, the
+    default, is resolved when a fit starts (:meth:`resolve_lambda_geodesic`): 0.1 for data of two time
+    points, where nothing but the least-action principle says where the cells are between the snapshots,
+    and 0 (off) with more, whose interior snapshots the fitted dynamics use to predict held-out times
+    better than the geodesic between two snapshots does (:data:`GEODESIC_ONE_INTERVAL`).
 
     ``ot_cost`` is the ground cost of the transport loss at the snapshots: ``"sqeuclidean"`` (W2²,
     the method's) for ``deepruot``, ``"euclidean"`` (W1) for ``var_ruot``, whose potential, with the
@@ -151,7 +160,7 @@ class TrainConfig:
     hjb_points: int = 256
     hutchinson_probes: int = 4
     exact_laplacian_max_dim: int = 10
-    lambda_geodesic: float = 0.0
+    lambda_geodesic: float | None = None
     geodesic_alpha: float = 1.0
     score_gain: float = 10.0
     score_smoothing: float = 1.0
@@ -187,6 +196,14 @@ class TrainConfig:
             self.validation_cells = _DEFAULT_VALIDATION_CELLS[self.flavor]
         ground_cost(self.ot_cost)  # a ValueError naming the choices
         check_validation_cells(self.validation_cells)
+
+    def resolve_lambda_geodesic(self, n_times: int) -> None:
+        """Set ``lambda_geodesic`` if it is ``None`` (the default), for data of ``n_times`` time points.
+
+        :data:`GEODESIC_ONE_INTERVAL` for a ``var_ruot`` fit of two time points, else 0 (off).
+        """
+        if self.lambda_geodesic is None:
+            self.lambda_geodesic = GEODESIC_ONE_INTERVAL if self.flavor == "var_ruot" and n_times == 2 else 0.0
 
     @property
     def phases(self) -> tuple[str, ...]:

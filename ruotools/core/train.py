@@ -110,6 +110,7 @@ class _Trainer:
         self._bandwidths = torch.tensor(self.score_bandwidth, dtype=torch.float32, device=self.device)
         # the least-action geodesic halfway through each interval: soft targets of a var_ruot fit
         self.midpoints = None
+        config.resolve_lambda_geodesic(len(data))
         if config.flavor == "var_ruot" and config.lambda_geodesic > 0:
             xs = [x.cpu().numpy() for x in data.train]
             targets = midpoint_targets(xs, data.masses, config.geodesic_alpha, random_state=config.random_state)
@@ -144,26 +145,38 @@ class _Trainer:
         ys = [self.data.sample(k, cfg.batch_size, self.gen) for k in range(1, self.K + 1)]
         return self._snapshot_losses(out["x"][1:], out["log_mass"][1:], ys, self.data.masses[1:], use_mass)
 
-    def _snapshot_losses(self, xs, log_masses, ys, masses, use_mass: bool) -> tuple[torch.Tensor, dict]:
+    def _snapshot_losses(self, xs, log_masses, ys, masses, use_mass: bool, halfway=()) -> tuple[torch.Tensor, dict]:
         """OT loss (plans solved concurrently) and, if ``use_mass``, mass losses of some snapshots.
 
         The sum over the given snapshots divided by the number of intervals: their share of the mean.
+        ``halfway``: empty, or the positions and log-masses of the particles halfway through each
+        interval and cells drawn from the least-action geodesic between the interval's snapshots
+        (:func:`~ruotools.core.geodesic.midpoint_targets`); the loss then adds ``lambda_geodesic``
+        × their mean transport loss, whose plans are solved in the same concurrent batch. Only the
+        shape of those cells is matched, not their mass (the geodesic's total mass halfway is not
+        the population's).
         """
         cfg, parts = self.cfg, {"ot": 0.0, "mass": 0.0}
         # the least-action flavor matches the total mass only (METHOD_LEAST_ACTION.md §4); so does any
         # flavor in high dimensions, where nearest-particle counts say little (TrainConfig)
         use_local = cfg.flavor == "deepruot" and self.data.dim <= cfg.local_mass_max_dim
         problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(xs, log_masses, ys, strict=True)]
+        problems += [(x, y, torch.exp(ell)) for x, ell, y in zip(*halfway, strict=True)]
         total = 0.0
         losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon, cost=cfg.ot_cost)
-        for lo, x, ell, y, mass in zip(losses, xs, log_masses, ys, masses, strict=True):
+        for lo, x, ell, y, mass in zip(losses[: len(xs)], xs, log_masses, ys, masses, strict=True):
             total = total + cfg.lambda_ot * lo
             parts["ot"] += lo.detach() / self.K
             if use_mass:
                 local, tot = mass_loss(x, ell, y, mass, local=use_local)
                 total = total + cfg.lambda_mass * local + cfg.lambda_total_mass * tot
                 parts["mass"] += (local + tot).detach() / self.K
-        return total / self.K, parts
+        total = total / self.K
+        if halfway:
+            geodesic = sum(losses[len(xs) :]) / self.K
+            parts["geodesic"] = geodesic.detach()
+            total = total + cfg.lambda_geodesic * geodesic
+        return total, parts
 
     def _score_loss(self, starts, ends, weights=None, generator=None) -> torch.Tensor:
         """Mean over intervals of the score-matching loss, all intervals in one batched pass.
@@ -295,7 +308,7 @@ class _Trainer:
 
         With ``lambda_geodesic`` > 0 the particles are also taken halfway through each interval (the
         local stage then takes an even number of steps) and matched there with cells of the
-        least-action geodesic between the interval's snapshots (:meth:`_with_geodesic`).
+        least-action geodesic between the interval's snapshots (:meth:`_snapshot_losses`).
 
         On a multi-core CPU the particles run in two halves in two threads (:meth:`_paths`) and the
         HJB term's gradient in a third meanwhile; the returned loss then carries no graph: its
@@ -335,7 +348,7 @@ class _Trainer:
             (x1, ell1, *halfway), action, states, backward = self._paths(run, x, n_steps)
             ys = [data.sample(k + 1, batch, self.gen) for k in range(self.K)]
             ends = (x1.split(sizes), ell1.split(sizes))
-            mids = [part.split(sizes) for part in halfway]
+            halfway = [part.split(sizes) for part in halfway]
         else:
             x0 = data.sample(0, cfg.batch_size, self.gen)
             ell0 = self._start(x0)
@@ -363,14 +376,14 @@ class _Trainer:
             ys = [data.sample(k, cfg.batch_size, self.gen) for k in range(1, self.K + 1)]
             positions, log_masses = flat[: len(times) - 1], flat[len(times) - 1 :]
             if self.midpoints is None:
-                ends, mids = (positions, log_masses), []
+                ends, halfway = (positions, log_masses), []
             else:  # halfway and at the snapshots, in turn
-                ends, mids = (positions[1::2], log_masses[1::2]), [positions[::2], log_masses[::2]]
+                ends, halfway = (positions[1::2], log_masses[1::2]), [positions[::2], log_masses[::2]]
         # drawn here, before the HJB term's job (which draws from the same generator) may start
-        targets = [] if self.midpoints is None else [draw_rows(y, cfg.batch_size, self.gen) for y in self.midpoints]
+        if self.midpoints is not None:
+            halfway.append([draw_rows(y, cfg.batch_size, self.gen) for y in self.midpoints])
         if backward is None:  # one pass: the loss keeps its graph and the training loop back-propagates it
-            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
-            loss = self._with_geodesic(loss, parts, mids, targets)
+            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth, halfway)
             loss = loss + cfg.lambda_action * action
             parts["action"] = action.detach()
             if cfg.lambda_hjb > 0:
@@ -382,8 +395,7 @@ class _Trainer:
         params = self.parameters_for("least_action")
         hjb_job = _hjb_pool().submit(self._hjb_gradient, states, params) if cfg.lambda_hjb > 0 else None
         try:
-            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth)
-            loss = self._with_geodesic(loss, parts, mids, targets)
+            loss, parts = self._snapshot_losses(*ends, ys, data.masses[1:], self.nets.has_growth, halfway)
             backward(loss, cfg.lambda_action)
         finally:  # never leave the job drawing from the generator behind an error
             hjb = None if hjb_job is None else hjb_job.result()
@@ -394,23 +406,6 @@ class _Trainer:
             loss = loss + cfg.lambda_hjb * hjb[0]
             parts["hjb"] = hjb[0]
         return loss, parts
-
-    def _with_geodesic(self, loss: torch.Tensor, parts: dict, mids: list, targets: list) -> torch.Tensor:
-        """Return ``loss`` plus ``lambda_geodesic`` × the transport loss of the particles halfway through each interval.
-
-        ``mids``: their positions and log-masses (one tensor per interval each), or empty when the
-        step recorded none; ``targets``: cells drawn from the least-action geodesic between the two
-        snapshots (:func:`~ruotools.core.geodesic.midpoint_targets`). Only their shape is matched,
-        not their mass (the geodesic's total mass halfway is not the population's).
-        """
-        if not mids:
-            return loss
-        cfg = self.cfg
-        problems = [(x, y, torch.exp(ell)) for x, ell, y in zip(*mids, targets, strict=True)]
-        losses = ot_losses(problems, emd_max=cfg.emd_max, epsilon=cfg.sinkhorn_epsilon, cost=cfg.ot_cost)
-        geodesic = sum(losses) / self.K
-        parts["geodesic"] = geodesic.detach()
-        return loss + cfg.lambda_geodesic * geodesic
 
     def _hjb_gradient(self, states, params) -> tuple[torch.Tensor, list]:
         """Return the HJB loss (detached) and the gradient of ``lambda_hjb`` × it with respect to ``params``."""
