@@ -591,6 +591,20 @@ def test_geodesic_term_is_on_by_default_for_two_time_points_only_and_keeps_old_c
     )
 
 
+def test_fit_resolves_the_geodesic_weight_on_a_copy_and_old_checkpoints_still_resume(snapshots, tmp_path):
+    from ruotools.core.checkpoint import fingerprint
+
+    config = _var_config(epochs={"least_action": 1, "score": 1})
+    two = Snapshots(snapshots.all[:2], [0.0, 1.0], [1.0, 1.2])
+    fit(two, config)  # resolved to 0.1 for this fit only: the caller's config is left as it was
+    assert config.lambda_geodesic is None
+    fit(snapshots, config, checkpoint_dir=tmp_path)
+    # the checkpoint of three time points carries the fingerprint a version without the setting wrote
+    OldConfig = _config_before("lambda_geodesic", "geodesic_alpha")
+    old = OldConfig(**{k: v for k, v in config.to_dict().items() if k not in ("lambda_geodesic", "geodesic_alpha")})
+    assert ckpt_mod.Checkpointer(tmp_path, fingerprint(snapshots, old)).load("cpu")["fingerprint"]
+
+
 def test_fit_ruot_stores_the_resolved_geodesic_weight_and_old_models_load_without_it(tmp_path, ruotools_log):
     adata = _moving_blob(40)
     two = adata[adata.obs["day"] < 1.5].copy()

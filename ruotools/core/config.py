@@ -43,9 +43,16 @@ _DEFAULT_OT_COST = {"deepruot": "sqeuclidean", "var_ruot": "euclidean"}
 _DEFAULT_ALPHA = {"deepruot": 1.0, "var_ruot": 3.0}
 #: ``lambda_geodesic`` of a ``var_ruot`` fit of two time points (one interval) unless given; 0 with more:
 #: held-out mouse (one interval left) 0.293 → 0.256, one-interval gene refits unchanged (0.084 → 0.082,
-#: 0.115 → 0.113), but the three-interval gene refits worse (0.057 / 0.076 / 0.072 → 0.070 / 0.083 / 0.084;
-#: benchmarks/README.md, "The geodesic as a target halfway").
+#: 0.115 → 0.113), two-interval ones worse on average (0.079 → 0.083), three-interval ones worse at every
+#: time (0.057 / 0.076 / 0.072 → 0.070 / 0.083 / 0.084; benchmarks/README.md, "The geodesic as a target halfway").
 GEODESIC_ONE_INTERVAL = 0.1
+
+
+def default_lambda_geodesic(flavor: str, n_times: int) -> float:
+    """Return the default ``lambda_geodesic`` of a fit of ``flavor`` to data of ``n_times`` time points."""
+    return GEODESIC_ONE_INTERVAL if flavor == "var_ruot" and n_times == 2 else 0.0
+
+
 #: Which cells of each snapshot the validation score compares with (see :class:`TrainConfig`).
 VALIDATION_CELLS = ("held_out", "all")
 _DEFAULT_VALIDATION_CELLS = {"deepruot": "held_out", "var_ruot": "all"}
@@ -203,7 +210,7 @@ class TrainConfig:
         :data:`GEODESIC_ONE_INTERVAL` for a ``var_ruot`` fit of two time points, else 0 (off).
         """
         if self.lambda_geodesic is None:
-            self.lambda_geodesic = GEODESIC_ONE_INTERVAL if self.flavor == "var_ruot" and n_times == 2 else 0.0
+            self.lambda_geodesic = default_lambda_geodesic(self.flavor, n_times)
 
     @property
     def phases(self) -> tuple[str, ...]:

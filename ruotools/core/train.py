@@ -110,7 +110,7 @@ class _Trainer:
         self._bandwidths = torch.tensor(self.score_bandwidth, dtype=torch.float32, device=self.device)
         # the least-action geodesic halfway through each interval: soft targets of a var_ruot fit
         self.midpoints = None
-        config.resolve_lambda_geodesic(len(data))
+        config.resolve_lambda_geodesic(len(data))  # no-op in `fit`, which passes a resolved copy
         if config.flavor == "var_ruot" and config.lambda_geodesic > 0:
             xs = [x.cpu().numpy() for x in data.train]
             targets = midpoint_targets(xs, data.masses, config.geodesic_alpha, random_state=config.random_state)
@@ -831,6 +831,8 @@ def fit(
         The trained networks (best validation state of each phase) and, per phase, the mean
         training loss and validation score of every epoch and why the phase stopped.
     """
+    config = copy.copy(config)  # settings left to the data (``lambda_geodesic=None``) are resolved on a copy
+    config.resolve_lambda_geodesic(len(data))
     torch.manual_seed(config.random_state)
     if nets is None:
         nets = networks_from_config(data.dim, config)

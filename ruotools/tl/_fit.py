@@ -203,8 +203,8 @@ def fit_ruot(
         0.1 when the data have two time points, where nothing but the least-action principle says
         where the cells are between them, and 0 (off) with more: refits of mouse hematopoiesis without
         its middle day predicted that day better with it (W1 0.256 against 0.293), refits of the gene
-        network with interior snapshots worse (benchmarks/README.md, "The geodesic as a target
-        halfway"); pass a number to choose. A setting that only the other flavor uses is a
+        network with interior snapshots not better or worse (benchmarks/README.md, "The geodesic as a
+        target halfway"); pass a number to choose. A setting that only the other flavor uses is a
         ``ValueError``.
 
     Returns
@@ -327,8 +327,7 @@ def fit_ruot(
     if flavor == "var_ruot" and config.lambda_geodesic > 0:
         logg.info(
             f"the paths are asked to pass halfway where the least-action geodesic between consecutive snapshots does "
-            f"(lambda_geodesic={config.lambda_geodesic:g}; on by default for two time points; "
-            "train_kwargs={'lambda_geodesic': 0} turns it off)"
+            f"(lambda_geodesic={config.lambda_geodesic:g}; train_kwargs={{'lambda_geodesic': 0}} turns it off)"
         )
     progress = _progress_factory(show_progress_bar)
     write = True
