@@ -10,6 +10,7 @@ import pandas as pd
 from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
+from ..core.config import default_lambda_geodesic
 from ..core.ot import interpolate_ot, wasserstein
 from ._fit import fit_ruot
 
@@ -60,7 +61,11 @@ def holdout_time(
     key_added
         The table is stored in ``adata.uns[f"{key_added}_holdout"]``.
     **fit_kwargs
-        Passed to :func:`ruotools.tl.fit_ruot` (e.g. ``use_rep``, ``sigma``, ``max_epochs``).
+        Passed to :func:`ruotools.tl.fit_ruot` (e.g. ``use_rep``, ``sigma``, ``max_epochs``). The
+        refits use the settings a fit of all the time points would: ``flavor="var_ruot"``'s geodesic
+        target, on by default for two time points only, stays off in the refits of data with three
+        or more (each refit has one time point fewer) unless ``train_kwargs`` gives
+        ``lambda_geodesic``.
 
     Returns
     -------
@@ -87,6 +92,12 @@ def holdout_time(
         raise ValueError(f"Can only hold out interior time points {interior.tolist()}; got {bad}.")
     fit_kwargs.setdefault("show_progress_bar", False)
     fit_kwargs["use_rep"] = use_rep
+    flavor = fit_kwargs.get("flavor", "deepruot")
+    train_kwargs = dict(fit_kwargs.get("train_kwargs") or {})
+    if flavor == "var_ruot" and train_kwargs.get("lambda_geodesic") is None:
+        # as a fit of all the time points resolves it, not as one of the refit's fewer
+        train_kwargs["lambda_geodesic"] = default_lambda_geodesic(flavor, len(times))
+        fit_kwargs["train_kwargs"] = train_kwargs
     rng = np.random.default_rng(random_state)
 
     def cells(tk):
