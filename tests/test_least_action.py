@@ -528,13 +528,22 @@ def _least_action_step(data, config, threaded, local):
 # the local stage (per-particle times) and whole trajectories; exact Laplacian (2-D) and Hutchinson's (12-D),
 # and a balanced model (its log-masses carry no gradient)
 @pytest.mark.parametrize("local", [True, False])
+# (with the geodesic target: given, or by default on two time points, one interval)
 @pytest.mark.parametrize(
-    ("dim", "growth", "geodesic"), [(2, True, 0.0), (12, True, 0.0), (2, False, 0.0), (2, True, 0.5), (12, False, 0.5)]
+    ("dim", "growth", "geodesic", "n_times"),
+    [
+        (2, True, 0.0, 3),
+        (12, True, 0.0, 3),
+        (2, False, 0.0, 3),
+        (2, True, 0.5, 3),
+        (12, False, 0.5, 3),
+        (2, True, None, 2),
+    ],
 )
-def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(local, dim, growth, geodesic):
+def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(local, dim, growth, geodesic, n_times):
     rng = np.random.default_rng(0)
-    xs = [(rng.normal(size=(60, dim)) + k).astype(np.float32) for k in range(3)]
-    data = Snapshots(xs, [0.0, 1.0, 2.5], [1.0, 1.2, 1.5])
+    xs = [(rng.normal(size=(60, dim)) + k).astype(np.float32) for k in range(n_times)]
+    data = Snapshots(xs, [0.0, 1.0, 2.5][:n_times], [1.0, 1.2, 1.5][:n_times])
     config = _var_config(batch_size=40, lambda_action=0.5, lambda_hjb=0.5, growth=growth, lambda_geodesic=geodesic)
     loss_1, parts_1, grads_1, gen_1 = _least_action_step(data, config, threaded=False, local=local)
     runs = [_least_action_step(data, config, threaded=True, local=local) for _ in range(3)]
@@ -544,7 +553,7 @@ def test_least_action_step_in_two_threads_has_the_one_pass_loss_and_gradient(loc
     assert loss_2 == pytest.approx(loss_1, rel=1e-5)
     assert parts_2 == pytest.approx(parts_1, rel=1e-5)
     assert min(parts_1["ot"], parts_1["action"], parts_1["hjb"]) > 0
-    assert ("geodesic" in parts_1) == (geodesic > 0)
+    assert ("geodesic" in parts_1) == (geodesic != 0.0)
     assert parts_1.get("geodesic", 1.0) > 0
     assert len(grads_1) == len(grads_2) >= 7  # of 8
     for a, b in zip(grads_1, grads_2, strict=True):
