@@ -10,6 +10,7 @@ shows the traceback instead). Errors and warnings of the library name the comman
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import warnings
@@ -46,6 +47,7 @@ OPTION_OF_ARGUMENT = {
     "checkpoint_dir": "--checkpoint-dir",
     "resume": "--resume",
     "show_progress_bar": "--no-progress",
+    "train_kwargs": "--train-kwargs",
 }
 #: An argument quoted in a message, alone or with a value: `sigma`, `time_key=`, `n_dims<=3`, `flavor='x'`.
 _QUOTED_ARGUMENT = re.compile(r"([a-z_]+)(?:(<=|>=|=|<|>)(.*))?", re.DOTALL)
@@ -139,6 +141,35 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def parse_train_kwargs(text: str) -> dict[str, Any]:
+    """Read ``--train-kwargs``: a JSON object of further training settings (``train_kwargs`` of ``fit_ruot``).
+
+    Parameters
+    ----------
+    text
+        The option's value, e.g. ``'{"lambda_geodesic": 0}'``.
+
+    Returns
+    -------
+    dict
+        The settings, checked by :func:`ruotools.tl.fit_ruot` (unknown names are an error there).
+
+    Examples
+    --------
+    >>> parse_train_kwargs('{"lambda_geodesic": 0, "steps_per_epoch": 20}')
+    {'lambda_geodesic': 0, 'steps_per_epoch': 20}
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"a JSON object of settings is needed, e.g. '{{\"lambda_geodesic\": 0}}'; got {text!r}"
+        )
     return value
 
 
@@ -290,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--batch-size", type=_positive_int, default=None, metavar="N", help="cells per time point and step"
     )
+    fit.add_argument(
+        "--train-kwargs",
+        type=parse_train_kwargs,
+        default=None,
+        metavar="JSON",
+        help="further training settings as a JSON object, e.g. '{\"lambda_geodesic\": 0}' (the `train_kwargs` of "
+        "ruotools.tl.fit_ruot; see its documentation for the names)",
+    )
     fit.add_argument("--key-added", default="ruot", metavar="KEY", help="prefix of the keys written (default: ruot)")
     fit.add_argument(
         "--checkpoint-dir", default=None, metavar="DIR", help="save the training state here after every epoch"
@@ -367,6 +406,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         key_added=args.key_added,
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume or None,
+        train_kwargs=args.train_kwargs,
     )
     tl.fit_ruot(adata, args.time_key, **kwargs)
     _write(adata, dst)

@@ -1,3 +1,4 @@
+import argparse
 import re
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ruotools import datasets
-from ruotools.cli import main
+from ruotools.cli import main, parse_train_kwargs
 
 
 def _error_lines(capsys):
@@ -313,3 +314,35 @@ def test_to_options_rewrites_quoted_arguments_only():
     fit_help = build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
     for option in OPTION_OF_ARGUMENT.values():
         assert option in fit_help
+
+
+def test_cli_fit_train_kwargs(tmp_path, capsys):
+    # two time points: var_ruot's geodesic target is on by default, and --train-kwargs turns it off
+    gene = datasets.simulated_gene()[::10]
+    src = tmp_path / "two.h5ad"
+    gene[gene.obs["time"] <= 1].copy().write_h5ad(src)
+    out = tmp_path / "out.h5ad"
+    argv = ["fit", str(src), "--time-key", "time", "-o", str(out), "--max-epochs", "1", "--no-progress"]
+    assert main([*argv, "--flavor", "var_ruot", "--train-kwargs", '{"lambda_geodesic": 0}']) == 0
+    assert ad.read_h5ad(out).uns["ruot"]["model"]["config"]["lambda_geodesic"] == 0.0
+    assert main([*argv, "--flavor", "var_ruot"]) == 0
+    assert ad.read_h5ad(out).uns["ruot"]["model"]["config"]["lambda_geodesic"] == 0.1
+    capsys.readouterr()
+    for value, expected in [("[0]", "a JSON object of settings"), ("{lambda: 0}", "not JSON")]:
+        assert main([*argv, "--train-kwargs", value]) == 2
+        (line,) = _error_lines(capsys)
+        assert "--train-kwargs" in line
+        assert expected in line
+    # a setting that only the other flavor uses: the library's message, in terms of the option
+    assert main([*argv, "--train-kwargs", '{"lambda_geodesic": 0}']) == 2
+    (line,) = _error_lines(capsys)
+    assert "`--train-kwargs` key 'lambda_geodesic' does not apply to flavor 'deepruot'" in line
+
+
+def test_parse_train_kwargs():
+    assert parse_train_kwargs('{"lambda_geodesic": 0.2, "steps_per_epoch": 5}') == {
+        "lambda_geodesic": 0.2,
+        "steps_per_epoch": 5,
+    }
+    with pytest.raises(argparse.ArgumentTypeError, match="not JSON"):
+        parse_train_kwargs("lambda_geodesic=0")
