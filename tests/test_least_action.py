@@ -620,10 +620,15 @@ def test_fit_ruot_stores_the_resolved_geodesic_weight_and_old_models_load_withou
     kwargs = {**VAR_FIT, "max_epochs": {"least_action": 1, "score": 1}}
     model = rt.tl.fit_ruot(two, "day", use_rep="X", **kwargs)
     assert model.config.lambda_geodesic == 0.1
-    assert "halfway where the least-action geodesic" in ruotools_log.text  # the user is told
+    assert "halfway where the model-free least-action path" in ruotools_log.text  # the user is told
     ruotools_log.clear()
     assert rt.tl.fit_ruot(adata, "day", use_rep="X", **kwargs).config.lambda_geodesic == 0.0
-    assert "geodesic" not in ruotools_log.text
+    assert "least-action path" not in ruotools_log.text
+    # given 0, or a balanced model (the target's mass created and destroyed halfway it could not follow): off
+    off = {**kwargs, "train_kwargs": {**kwargs["train_kwargs"], "lambda_geodesic": 0}}
+    assert rt.tl.fit_ruot(two.copy(), "day", use_rep="X", **off).config.lambda_geodesic == 0.0
+    assert rt.tl.fit_ruot(two.copy(), "day", use_rep="X", growth=False, **kwargs).config.lambda_geodesic == 0.0
+    assert "least-action path" not in ruotools_log.text
     two.write_h5ad(tmp_path / "two.h5ad")
     reloaded = rt.RUOTModel.from_adata(ad.read_h5ad(tmp_path / "two.h5ad"))
     assert reloaded.config.lambda_geodesic == 0.1

@@ -11,6 +11,8 @@ PHASES = ("pretrain", "refine", "score", "joint")
 #: The flavors of RUOT and the training phases of each, in order.
 FLAVOR_PHASES = {"deepruot": PHASES, "var_ruot": ("least_action", "score")}
 FLAVORS = tuple(FLAVOR_PHASES)
+#: The flavor of a fit that names none.
+DEFAULT_FLAVOR = "deepruot"
 #: Settings that only one flavor uses (the others apply to both).
 FLAVOR_ONLY = {
     "deepruot": frozenset(
@@ -48,9 +50,13 @@ _DEFAULT_ALPHA = {"deepruot": 1.0, "var_ruot": 3.0}
 GEODESIC_ONE_INTERVAL = 0.1
 
 
-def default_lambda_geodesic(flavor: str, n_times: int) -> float:
-    """Return the default ``lambda_geodesic`` of a fit of ``flavor`` to data of ``n_times`` time points."""
-    return GEODESIC_ONE_INTERVAL if flavor == "var_ruot" and n_times == 2 else 0.0
+def default_lambda_geodesic(flavor: str, n_times: int, growth: bool = True) -> float:
+    """Return the default ``lambda_geodesic`` of a fit of ``flavor`` to data of ``n_times`` time points.
+
+    Off without ``growth``: the target halfway is the unbalanced geodesic, whose shape there carries mass
+    created and destroyed that a balanced model cannot follow.
+    """
+    return GEODESIC_ONE_INTERVAL if flavor == "var_ruot" and growth and n_times == 2 else 0.0
 
 
 #: Which cells of each snapshot the validation score compares with (see :class:`TrainConfig`).
@@ -120,7 +126,7 @@ class TrainConfig:
     elsewhere between the snapshots (benchmarks/README.md); this term asks for a minimiser itself. Its
     transport cost is ``ot_cost``; only the shape of the targets is matched, not their mass. ``None``, the
     default, is resolved when a fit starts (:meth:`resolve_lambda_geodesic`): 0.1 for data of two time
-    points, where nothing but the least-action principle says where the cells are between the snapshots,
+    points (with growth), where nothing but the least-action principle says where the cells are between the snapshots,
     and 0 (off) with more, whose interior snapshots the fitted dynamics use to predict held-out times
     better than the geodesic between two snapshots does (:data:`GEODESIC_ONE_INTERVAL`).
 
@@ -146,7 +152,7 @@ class TrainConfig:
     alpha: float | None = None
     hidden_dim: int = 64
     n_layers: int = 3
-    flavor: str = "deepruot"
+    flavor: str = DEFAULT_FLAVOR
     epochs: dict | None = None
     steps_per_epoch: int | None = None
     local_fraction: float = 0.6
@@ -207,10 +213,10 @@ class TrainConfig:
     def resolve_lambda_geodesic(self, n_times: int) -> None:
         """Set ``lambda_geodesic`` if it is ``None`` (the default), for data of ``n_times`` time points.
 
-        :data:`GEODESIC_ONE_INTERVAL` for a ``var_ruot`` fit of two time points, else 0 (off).
+        :data:`GEODESIC_ONE_INTERVAL` for a ``var_ruot`` fit with growth of two time points, else 0 (off).
         """
         if self.lambda_geodesic is None:
-            self.lambda_geodesic = default_lambda_geodesic(self.flavor, n_times)
+            self.lambda_geodesic = default_lambda_geodesic(self.flavor, n_times, self.growth)
 
     @property
     def phases(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys, basis_from_rep, outputs
 from .._settings import settings
-from ..core.config import FLAVOR_ONLY, FLAVORS, TrainConfig, check_validation_cells
+from ..core.config import DEFAULT_FLAVOR, FLAVOR_ONLY, FLAVORS, TrainConfig, check_validation_cells
 from ..core.data import Snapshots, Standardizer
 from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
 from ..core.ot import ground_cost
@@ -27,7 +27,7 @@ def fit_ruot(
     adata,
     time_key: str,
     *,
-    flavor: str = "deepruot",
+    flavor: str = DEFAULT_FLAVOR,
     use_rep: str | None = None,
     n_dims: int | None = None,
     sigma: float | None = None,
@@ -200,11 +200,14 @@ def fit_ruot(
         the weight of a transport loss halfway through each interval against the least-action
         (Hellinger–Kantorovich) path between its two snapshots computed without a model, with growth
         weight ``geodesic_alpha`` (1 by default; :class:`ruotools.core.TrainConfig`). By default it is
-        0.1 when the data have two time points, where nothing but the least-action principle says
-        where the cells are between them, and 0 (off) with more: refits of mouse hematopoiesis without
-        its middle day predicted that day better with it (W1 0.256 against 0.293), refits of the gene
-        network with interior snapshots not better or worse (benchmarks/README.md, "The geodesic as a
-        target halfway"); pass a number to choose. A setting that only the other flavor uses is a
+        0.1 when the data have two time points (and ``growth``), where nothing but the least-action
+        principle says where the cells are between them, and 0 (off) with more: refits of mouse
+        hematopoiesis on its first and last day predicted the middle one better with it (W1 0.256
+        against 0.293), refits of the gene network on two time points about as well; with three
+        time points the gene refits were worse on average, with four at every held-out time
+        (benchmarks/README.md, "The geodesic as a target halfway"). It can make a fit of two time
+        points take up to twice as long, and with two time points no held-out check is possible;
+        pass a number to choose (0 turns it off). A setting that only the other flavor uses is a
         ``ValueError``.
 
     Returns
@@ -326,8 +329,9 @@ def fit_ruot(
     )
     if flavor == "var_ruot" and config.lambda_geodesic > 0:
         logg.info(
-            f"the paths are asked to pass halfway where the least-action geodesic between consecutive snapshots does "
-            f"(lambda_geodesic={config.lambda_geodesic:g}; train_kwargs={{'lambda_geodesic': 0}} turns it off)"
+            "the paths are asked to pass halfway where the model-free least-action path between consecutive "
+            f"snapshots does (lambda_geodesic={config.lambda_geodesic:g}; set it to 0 in train_kwargs, or with "
+            """--train-kwargs '{"lambda_geodesic": 0}' on the command line, to turn this off)"""
         )
     progress = _progress_factory(show_progress_bar)
     write = True
