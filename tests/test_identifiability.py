@@ -114,3 +114,28 @@ def test_a_view_is_made_actual_with_a_warning_at_the_callers_line(tool):
     assert any(w.filename == __file__ for w in record if "Received a view" in str(w.message))
     assert not view.is_view
     assert not parent.uns  # the AnnData the view was taken from is not modified
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, 0.0), (0.3, 0.3)])
+def test_var_ruot_fits_on_two_time_points_differ_in_growth_only(monkeypatch, given, expected):
+    # the geodesic target, on by default for two time points with growth, has no balanced counterpart:
+    # both fits leave it off unless it is given
+    from ruotools.tl import _identifiability
+
+    adata = _two_clusters(grow=True)
+    adata = adata[adata.obs["time"] < 2].copy()
+    seen, real = {}, _identifiability.fit_ruot
+
+    def spy(copy, *args, growth, **kwargs):
+        model = real(copy, *args, growth=growth, **kwargs)
+        seen[growth] = model.config.lambda_geodesic
+        return model
+
+    monkeypatch.setattr(_identifiability, "fit_ruot", spy)
+    fast = {"max_epochs": {"least_action": 1, "score": 1}, "hidden_dim": 16, "batch_size": 32}
+    if given is not None:
+        fast["train_kwargs"] = {"lambda_geodesic": given}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rt.tl.growth_identifiability(adata, "time", use_rep="X", flavor="var_ruot", accelerator="cpu", **fast)
+    assert seen == {True: expected, False: expected}

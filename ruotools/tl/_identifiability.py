@@ -11,6 +11,7 @@ import pandas as pd
 from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
+from ..core.config import DEFAULT_FLAVOR
 from ._common import make_actual
 from ._evaluate import evaluate
 from ._fit import _check_key, fit_ruot
@@ -70,7 +71,10 @@ def growth_identifiability(
         Passed to both fits (e.g. ``use_rep``, ``n_dims``, ``flavor``, ``alpha``, ``sigma``,
         ``relative_mass``): pass the settings of the fit whose growth rates you want to read, since
         the answer is about fits with these settings. Not ``growth``, ``checkpoint_dir``, ``resume``
-        or ``key_added`` (``TypeError``).
+        or ``key_added`` (``TypeError``). ``flavor="var_ruot"``'s geodesic target halfway, on by
+        default for data of two time points with growth, has no balanced counterpart: it is left off
+        in both fits unless ``train_kwargs`` gives ``lambda_geodesic``, so that they differ in growth
+        only.
 
     Returns
     -------
@@ -117,6 +121,9 @@ def growth_identifiability(
     rep, n_dims = fit_kwargs.pop("use_rep", None), fit_kwargs.pop("n_dims", None)
     x, use_rep, _ = val.resolve_rep(adata, rep, n_dims, for_fit=True)
     fit_kwargs.setdefault("show_progress_bar", False)
+    train_kwargs = dict(fit_kwargs.get("train_kwargs") or {})
+    if fit_kwargs.get("flavor", DEFAULT_FLAVOR) == "var_ruot" and train_kwargs.get("lambda_geodesic") is None:
+        fit_kwargs["train_kwargs"] = {**train_kwargs, "lambda_geodesic": 0.0}
     # each fit gets a small AnnData with the time column and the chosen columns only: no copy of the
     # user's layers, and a backed or view AnnData needs none either
     obs = pd.DataFrame({time_key: t}, index=adata.obs_names.copy())
