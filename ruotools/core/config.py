@@ -50,15 +50,6 @@ _DEFAULT_ALPHA = {"deepruot": 1.0, "var_ruot": 3.0}
 GEODESIC_ONE_INTERVAL = 0.1
 
 
-def default_lambda_geodesic(flavor: str, n_times: int, growth: bool = True) -> float:
-    """Return the default ``lambda_geodesic`` of a fit of ``flavor`` to data of ``n_times`` time points.
-
-    Off without ``growth``: the target halfway is the unbalanced geodesic, whose shape there carries mass
-    created and destroyed that a balanced model cannot follow.
-    """
-    return GEODESIC_ONE_INTERVAL if flavor == "var_ruot" and growth and n_times == 2 else 0.0
-
-
 #: Which cells of each snapshot the validation score compares with (see :class:`TrainConfig`).
 VALIDATION_CELLS = ("held_out", "all")
 _DEFAULT_VALIDATION_CELLS = {"deepruot": "held_out", "var_ruot": "all"}
@@ -214,9 +205,12 @@ class TrainConfig:
         """Set ``lambda_geodesic`` if it is ``None`` (the default), for data of ``n_times`` time points.
 
         :data:`GEODESIC_ONE_INTERVAL` for a ``var_ruot`` fit with growth of two time points, else 0 (off).
+        Off without growth: the target halfway is the unbalanced geodesic, whose shape there carries mass
+        created and destroyed that a balanced model cannot follow.
         """
         if self.lambda_geodesic is None:
-            self.lambda_geodesic = default_lambda_geodesic(self.flavor, n_times, self.growth)
+            one_interval = self.flavor == "var_ruot" and self.growth and n_times == 2
+            self.lambda_geodesic = GEODESIC_ONE_INTERVAL if one_interval else 0.0
 
     @property
     def phases(self) -> tuple[str, ...]:

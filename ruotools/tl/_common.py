@@ -8,7 +8,20 @@ import numpy as np
 
 from .. import _validation as val
 from .._keys import Keys
+from ..core.config import DEFAULT_FLAVOR
 from ..model import RUOTModel
+
+
+def without_geodesic_unless_given(fit_kwargs: dict) -> None:
+    """Set ``lambda_geodesic`` 0 in ``fit_kwargs['train_kwargs']`` for a ``var_ruot`` fit that does not give it.
+
+    For tools that refit the user's data in another form (fewer time points, no growth), where the
+    geodesic target's own default (on for two time points with growth) would not be that of the fit
+    they stand for. The caller's ``train_kwargs`` dict is not modified.
+    """
+    train_kwargs = fit_kwargs.get("train_kwargs") or {}
+    if fit_kwargs.get("flavor", DEFAULT_FLAVOR) == "var_ruot" and train_kwargs.get("lambda_geodesic") is None:
+        fit_kwargs["train_kwargs"] = {**train_kwargs, "lambda_geodesic": 0.0}
 
 
 def fitted(adata, key_added: str, model: RUOTModel | None) -> tuple[RUOTModel, np.ndarray, np.ndarray, np.ndarray]:

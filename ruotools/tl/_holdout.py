@@ -10,8 +10,8 @@ import pandas as pd
 from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
-from ..core.config import DEFAULT_FLAVOR, default_lambda_geodesic
 from ..core.ot import interpolate_ot, wasserstein
+from ._common import without_geodesic_unless_given
 from ._fit import fit_ruot
 
 
@@ -92,13 +92,8 @@ def holdout_time(
         raise ValueError(f"Can only hold out interior time points {interior.tolist()}; got {bad}.")
     fit_kwargs.setdefault("show_progress_bar", False)
     fit_kwargs["use_rep"] = use_rep
-    flavor = fit_kwargs.get("flavor", DEFAULT_FLAVOR)
-    train_kwargs = dict(fit_kwargs.get("train_kwargs") or {})
-    if flavor == "var_ruot" and train_kwargs.get("lambda_geodesic") is None:
-        # as a fit of all the time points resolves it, not as one of the refit's fewer
-        growth = fit_kwargs.get("growth") is not False
-        train_kwargs["lambda_geodesic"] = default_lambda_geodesic(flavor, len(times), growth)
-        fit_kwargs["train_kwargs"] = train_kwargs
+    # off, as in a fit of all the (three or more) time points, not as in one of the refit's fewer
+    without_geodesic_unless_given(fit_kwargs)
     rng = np.random.default_rng(random_state)
 
     def cells(tk):

@@ -11,8 +11,7 @@ import pandas as pd
 from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys
-from ..core.config import DEFAULT_FLAVOR
-from ._common import make_actual
+from ._common import make_actual, without_geodesic_unless_given
 from ._evaluate import evaluate
 from ._fit import _check_key, fit_ruot
 
@@ -121,9 +120,7 @@ def growth_identifiability(
     rep, n_dims = fit_kwargs.pop("use_rep", None), fit_kwargs.pop("n_dims", None)
     x, use_rep, _ = val.resolve_rep(adata, rep, n_dims, for_fit=True)
     fit_kwargs.setdefault("show_progress_bar", False)
-    train_kwargs = dict(fit_kwargs.get("train_kwargs") or {})
-    if fit_kwargs.get("flavor", DEFAULT_FLAVOR) == "var_ruot" and train_kwargs.get("lambda_geodesic") is None:
-        fit_kwargs["train_kwargs"] = {**train_kwargs, "lambda_geodesic": 0.0}
+    without_geodesic_unless_given(fit_kwargs)  # the balanced fit has no counterpart of it
     # each fit gets a small AnnData with the time column and the chosen columns only: no copy of the
     # user's layers, and a backed or view AnnData needs none either
     obs = pd.DataFrame({time_key: t}, index=adata.obs_names.copy())
