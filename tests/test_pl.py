@@ -359,6 +359,21 @@ def test_metrics_draw_the_w1_references(plotted):
     assert not old.legends
 
 
+def test_history_stars_the_start_when_no_epoch_validated_better(plotted):
+    hist = plotted.uns["ruot"]["history"]["joint"]
+    val = np.asarray(hist["val"], dtype=np.float64)
+    hist["best_val"] = float(np.nanmin(val)) - 0.5  # the state before the phase scored best: it was kept
+    ax = rt.pl.history(plotted, phases="joint", show=False)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert "best (kept)" not in lines
+    assert lines["best (kept): the start"].get_xdata()[0] == 0
+    assert lines["best (kept): the start"].get_ydata()[0] == hist["best_val"]
+    assert ax.get_xlim()[0] < 0
+    hist["best_val"] = float(np.nanmin(val))  # an epoch was kept: starred where it is
+    lines = {line.get_label(): line for line in rt.pl.history(plotted, phases="joint", show=False).get_lines()}
+    assert lines["best (kept)"].get_xdata()[0] == np.nanargmin(val) + 1
+
+
 def test_history_explains_its_curves(plotted):
     fig = rt.pl.history(plotted, return_fig=True)
     note = fig.get_supxlabel()

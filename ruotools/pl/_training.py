@@ -58,7 +58,8 @@ def history(
 
     One panel per phase (``pretrain``, ``refine``, ``score``, ``joint``; ``least_action``, ``score``
     for a ``var_ruot`` fit): the training loss per epoch and, when recorded, the validation loss, with
-    the epoch of the best validation loss (the state kept) marked. The first epochs of ``pretrain``
+    the epoch of the best validation loss (the state kept) marked; at epoch 0 when no epoch validated
+    better than the state the phase started from, which is then the one kept. The first epochs of ``pretrain``
     and ``least_action`` (the local stage, which pushes each snapshot to the next one as a warm start
     and whose states are never kept) have no validation loss and are shaded. The
     y-axis is logarithmic where every value is positive.
@@ -163,8 +164,13 @@ def history(
                 a.axvspan(0.5, n_unvalidated + 0.5, color="0.5", alpha=0.12, lw=0, label="local stage")
             a.plot(np.arange(1, len(val) + 1), val, color=val_color, marker="o", ms=3, lw=1.5, label="validation")
             best = int(np.nanargmin(val))
-            a.plot(best + 1, val[best], ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
-                   label="best (kept)")  # fmt: skip
+            start = float(rec.get("best_val", np.nan))
+            if start < val[best]:  # no epoch validated better than the state the phase started from: kept that one
+                a.plot(0, start, ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
+                       label="best (kept): the start")  # fmt: skip
+            else:
+                a.plot(best + 1, val[best], ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
+                       label="best (kept)")  # fmt: skip
         values = np.concatenate([loss, val])
         values = values[np.isfinite(values)]
         auto_log = values.size > 0 and np.all(values > 0) and values.max() >= _LOG_SPAN * values.min()
@@ -175,7 +181,8 @@ def history(
             a.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
             a.yaxis.set_minor_formatter(mticker.NullFormatter())
         a.set_xlabel("epoch")
-        a.set_xlim(0.5, max(len(loss), len(val), 1) + 0.5)
+        a.set_xlim(-0.5 if "best (kept): the start" in [ln.get_label() for ln in a.get_lines()] else 0.5,
+                   max(len(loss), len(val), 1) + 0.5)  # fmt: skip
         a.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, min_n_ticks=1))
         a.set_ylabel("loss")
         a.grid(alpha=0.3, lw=0.5, which="both")
