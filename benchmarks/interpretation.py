@@ -272,24 +272,27 @@ def run_one(
     return df
 
 
-def run_identifiability(name: str, seed: int, flavor: str = "deepruot") -> pd.DataFrame:
-    """``rt.tl.growth_identifiability`` on one simulation, with the true growth rate's spread per time."""
+def run_identifiability(
+    name: str, seed: int, flavor: str = "deepruot", train_kwargs: dict | None = None
+) -> pd.DataFrame:
+    """``rt.tl.growth_identifiability`` on one simulation (``train_kwargs``: both fits), with the true rate's spread."""
     import ruotools as rt
 
     loader, load_kw, _ = DATASETS[name]
     adata = getattr(rt.datasets, loader)(random_state=0, **load_kw)
     rt.settings.verbosity = "warning"
     start = time.perf_counter()
-    table = rt.tl.growth_identifiability(adata, "time", use_rep="X", random_state=seed, flavor=flavor)
+    fit_kw = with_train_kwargs({"use_rep": "X", "random_state": seed, "flavor": flavor}, train_kwargs)
+    table = rt.tl.growth_identifiability(adata, "time", **fit_kw)
     seconds = time.perf_counter() - start
     t, true = adata.obs["time"].to_numpy(), adata.obs["true_growth"].to_numpy()
     table["true_std"] = [true[t == tk].std() for tk in table.index]
     return table.reset_index().assign(dataset=name, seed=seed, fit_s=seconds)
 
 
-def print_identifiability(df: pd.DataFrame, flavor: str) -> None:
+def print_identifiability(df: pd.DataFrame, flavor: str, train_kwargs: dict | None = None) -> None:
     """Markdown table of :func:`run_identifiability` rows (one line per dataset, time and seed)."""
-    print(f"\nFlavor {flavor}, default settings (data seed 0).\n")
+    print(f"\nFlavor {flavor}, {settings(train_kwargs)} (data seed 0).\n")
     print("| dataset | seed | time | true growth std | W1 growth | W1 balanced | W1 floor | excess | identifiable |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in df.itertuples():
@@ -323,10 +326,14 @@ def main(argv=None) -> None:
         print_ceilings(args.datasets)
         return
     if args.identifiability:
-        df = run_isolated(functools.partial(run_identifiability, flavor=args.flavor), args.datasets, args.seeds)
+        df = run_isolated(
+            functools.partial(run_identifiability, flavor=args.flavor, train_kwargs=args.train_kwargs),
+            args.datasets,
+            args.seeds,
+        )
         if args.csv:
             df.to_csv(args.csv, index=False)
-        print_identifiability(df, args.flavor)
+        print_identifiability(df, args.flavor, args.train_kwargs)
         return
 
     df = run_isolated(
