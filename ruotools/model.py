@@ -283,6 +283,8 @@ class RUOTModel:
         cfg_d.setdefault("validation_cells", "held_out")
         # and those saved before the geodesic term existed were trained without it
         cfg_d.setdefault("lambda_geodesic", 0.0)
+        # and those saved before the curl penalty existed were trained without it
+        cfg_d.setdefault("lambda_curl", 0.0)
         config = TrainConfig(**cfg_d)
         nets = networks_from_config(int(payload["dim"]), config)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in payload["state"].items()}

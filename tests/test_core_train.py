@@ -175,7 +175,7 @@ def test_local_mass_loss_is_left_out_above_local_mass_max_dim():
 @pytest.mark.parametrize("threaded", [False, True])
 def test_curl_penalty_adds_its_gradient_to_every_pretraining_step(threaded):
     data = _snapshots(4)
-    plain = TrainConfig(batch_size=64)
+    plain = TrainConfig(batch_size=64, lambda_curl=0.0)
     curl = TrainConfig(batch_size=64, lambda_curl=1.0)
     nets = _perturbed_nets(data, plain)
     loss_0, parts_0, grads_0 = _local_step(data, plain, nets, threaded=threaded)
@@ -186,6 +186,20 @@ def test_curl_penalty_adds_its_gradient_to_every_pretraining_step(threaded):
     assert loss_1 == pytest.approx(loss_0 + parts_1["curl"], rel=1e-5)
     assert parts_1["ot"] == pytest.approx(parts_0["ot"], rel=1e-6)
     assert any(not torch.allclose(a, b) for a, b in zip(grads_0, grads_1, strict=True))
+
+
+def test_curl_penalty_is_on_by_default_for_deepruot_only():
+    data = _snapshots(3)
+    assert TrainConfig().lambda_curl == 0.01
+    assert TrainConfig(lambda_curl=0).lambda_curl == 0
+    assert TrainConfig(flavor="var_ruot").lambda_curl == 0.0  # its drift ∇λ is a gradient already
+    nets = _perturbed_nets(data, TrainConfig())
+    # the default step carries the term; an explicit 0 removes it and leaves the rest of the step as it was
+    loss_on, parts_on, _ = _local_step(data, TrainConfig(batch_size=64), nets, threaded=False)
+    loss_off, parts_off, _ = _local_step(data, TrainConfig(batch_size=64, lambda_curl=0), nets, threaded=False)
+    assert parts_on["curl"] > 0
+    assert "curl" not in parts_off
+    assert loss_on == pytest.approx(loss_off + 0.01 * parts_on["curl"], rel=1e-5)
 
 
 def test_curl_penalty_makes_the_fitted_velocity_closer_to_a_gradient():

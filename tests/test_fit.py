@@ -448,6 +448,29 @@ def test_train_kwargs_enable_fokker_planck_and_initial_density():
     assert np.all(np.isfinite(adata.obs["ruot_potential"]))
 
 
+def test_train_kwargs_lambda_curl_is_resolved_and_checked():
+    import torch
+
+    from ruotools.core.checkpoint import fingerprint
+    from ruotools.core.data import Snapshots
+
+    adata = _small_gene()
+    before = _snapshot(adata)
+    with pytest.raises(ValueError, match=r"train_kwargs\['lambda_curl'\]"):
+        rt.tl.fit_ruot(adata, "time", train_kwargs={"lambda_curl": -1}, **FAST)
+    _assert_unchanged(adata, before)
+    off = rt.tl.fit_ruot(adata.copy(), "time", train_kwargs={"lambda_curl": 0}, **FAST)
+    assert type(off.config.lambda_curl) is float  # as earlier versions stored it
+    assert off.config.lambda_curl == 0.0
+    assert rt.tl.fit_ruot(adata.copy(), "time", train_kwargs={"lambda_curl": None}, **FAST).config.lambda_curl == 0.01
+    # a checkpoint of the previous default (0.0) has the fingerprint of a fit given `{"lambda_curl": 0}`
+    previous = copy.copy(off.config)
+    previous.lambda_curl = 0.0
+    xs = [torch.randn(20, 2, generator=torch.Generator().manual_seed(k)) for k in range(2)]
+    data = Snapshots(xs, [0.0, 1.0], [1.0, 1.5], train_size=0.9, random_state=0, device=torch.device("cpu"))
+    assert fingerprint(data, off.config) == fingerprint(data, previous)
+
+
 @pytest.mark.parametrize("bad", [{"no_such_option": 1}, {"sigma": 0.1}, {"epochs": {}}])
 def test_train_kwargs_rejects_unknown_and_reserved_names(bad):
     adata = _small_gene()

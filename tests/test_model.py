@@ -163,6 +163,16 @@ def test_h5ad_round_trip_rebuilds_the_model(gene_fitted, tmp_path):
     _assert_same_fields(model, rebuilt, x[:100], t[:100])
 
 
+def test_curl_penalty_setting_is_stored_and_old_models_load_without_it(gene_fitted, tmp_path):
+    adata, model = gene_fitted
+    assert model.config.lambda_curl == 0.01  # the deepruot default, stored with the model
+    adata.write_h5ad(tmp_path / "fitted.h5ad")
+    assert RUOTModel.from_adata(ad.read_h5ad(tmp_path / "fitted.h5ad")).config.lambda_curl == 0.01
+    payload = model.to_dict()
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "lambda_curl"}
+    assert RUOTModel.from_dict(payload).config.lambda_curl == 0.0  # saved before the penalty existed
+
+
 def test_from_adata_without_fit_raises():
     adata = rt.datasets.simulated_gene()
     with pytest.raises(KeyError, match="fit_ruot"):

@@ -40,16 +40,17 @@ def fate_probabilities(
 
     How far to trust the fates of undecided progenitors depends on the flavor. On a simulated
     bifurcation whose truth is known (``benchmarks/interpretation.py``, bifurcating network, three
-    fit seeds), the fitted P(lineage) of the first time point's cells has Spearman 0.27 with the true
-    one for a ``"deepruot"`` fit and 0.66 for a ``"var_ruot"`` fit: the ``"deepruot"`` velocity, a free
-    field that can read a gene without moving it, decides each progenitor's lineage by whatever genes
-    vary at the start, including genes with no part in the decision (its largest absolute Spearman
-    correlation with an unregulated gene is 0.48 on average, against 0.03 in the truth and 0.05 for
-    ``"var_ruot"``). A ``"deepruot"`` fit with ``train_kwargs={"lambda_curl": 0.03}``, a penalty on the
-    part of v that is not a gradient, reaches 0.67 (noise-gene correlation 0.15; 0.07 with 0.1): fit
-    with it, or with ``"var_ruot"``, when fates are the question. All put too little mass into the
-    lineage that grows (0.63, 0.59 with the penalty, and 0.68 for ``"var_ruot"``, against 0.84), as
-    growth and fate bias trade off in snapshots.
+    fit seeds), the fitted P(lineage) of the first time point's cells has Spearman 0.49 with the true
+    one for a default ``"deepruot"`` fit and 0.66 for a ``"var_ruot"`` fit. A ``"deepruot"`` velocity is
+    a free field that can read a gene without moving it; without its default penalty on the part of v
+    that is not a gradient (``train_kwargs={"lambda_curl": 0}``) it decides each progenitor's lineage by
+    whatever genes vary at the start, including genes with no part in the decision (Spearman 0.27 with
+    the truth; largest absolute Spearman correlation with an unregulated gene 0.48 on average, against
+    0.03 in the truth). The default penalty, 0.01, lowers that correlation to 0.35, ``{"lambda_curl":
+    0.03}`` to 0.15 (fates 0.67) and ``"var_ruot"`` to 0.05: fit with 0.03, or with ``"var_ruot"``, when
+    fates are the question. All put too little mass into the lineage that grows (0.59 for the default,
+    0.59 with 0.03 and 0.68 for ``"var_ruot"``, against 0.84), as growth and fate bias trade off in
+    snapshots.
 
     Parameters
     ----------

@@ -91,10 +91,10 @@ def growth_identifiability(
     -----
     Measured on simulations with known growth (``benchmarks/README.md``, default settings, fit seeds 0
     and 1): on the three-gene network, whose two lineages are separate from the start, ``excess`` is
-    0.9–2.5 at every time and the fitted rates follow the true ones (Spearman 0.78–0.96). On the
+    0.8–2.0 at every time and the fitted rates follow the true ones (Spearman 0.81–0.97). On the
     default :func:`~ruotools.datasets.regulatory_network` (one unimodal population) and on
     :func:`~ruotools.datasets.bifurcating_network` (progenitors choosing between a growing and a
-    shrinking lineage) it is between −0.04 and 0.07: a balanced model that sends more progenitors
+    shrinking lineage) it is between −0.01 and 0.19: a balanced model that sends more progenitors
     into the growing lineage matches the snapshots as well, so lineage sizes can come from growth or
     from fate bias. Costs two fits.
 

@@ -261,11 +261,12 @@ def jacobian(
     (benchmarks/README.md).
 
     An unconstrained ``"deepruot"`` velocity has the opposite failure: it can read a gene without moving
-    it, and on the bifurcating simulator of ``benchmarks/interpretation.py`` its largest entries sit on
-    unregulated genes (edge AUROC 0.59 over three seeds). A fit with ``train_kwargs={"lambda_curl": 0.03}``
-    (a penalty on the non-gradient part of v) scored AUROC 0.98 there and 0.92 on the 8-gene linear
-    network, with every edge's sign right on both, at some cost in matching the snapshots
-    (benchmarks/README.md, "A curl penalty for deepruot"): prefer it for reading regulation.
+    it, and on the bifurcating simulator of ``benchmarks/interpretation.py`` its largest entries sat on
+    unregulated genes (edge AUROC 0.59 over three seeds, ``train_kwargs={"lambda_curl": 0}``). The default
+    ``"deepruot"`` fit penalises the non-gradient part of v (``lambda_curl`` 0.01): AUROC 0.88 there and
+    0.93 on the 8-gene linear network, with every edge's sign right on both; ``{"lambda_curl": 0.03}``
+    scored 0.98 and 0.92, at some further cost in matching the snapshots (benchmarks/README.md, "A curl
+    penalty for deepruot").
 
     Parameters
     ----------
