@@ -156,10 +156,14 @@ def test_h5ad_round_trip_rebuilds_the_model(gene_fitted, tmp_path):
     rebuilt = RUOTModel.from_adata(back)
     x = np.asarray(back.X, dtype=np.float64)
     t = back.obs["time"].to_numpy()
-    np.testing.assert_array_equal(rebuilt.velocity(x, t), back.layers["ruot_velocity"])
-    np.testing.assert_array_equal(rebuilt.velocity(x, t), adata.layers["ruot_velocity"])
-    np.testing.assert_array_equal(rebuilt.growth(x, t), back.obs["ruot_growth_rate"].to_numpy())
-    np.testing.assert_array_equal(rebuilt.drift(x, t), back.layers["ruot_drift"])
+    # the stored outputs were computed in chunks during the fit; computed again they may differ in the last bit
+    # (one value of 6,062 in a CI run), so they are compared to rounding
+    close = {"rtol": 1e-6, "atol": 1e-7}
+    np.testing.assert_array_equal(back.layers["ruot_velocity"], adata.layers["ruot_velocity"])
+    np.testing.assert_allclose(rebuilt.velocity(x, t), back.layers["ruot_velocity"], **close)
+    np.testing.assert_allclose(rebuilt.growth(x, t), back.obs["ruot_growth_rate"].to_numpy(), **close)
+    np.testing.assert_allclose(rebuilt.drift(x, t), back.layers["ruot_drift"], **close)
+    # the rebuilt model is the fitted one: the same inputs give the same outputs bit for bit
     _assert_same_fields(model, rebuilt, x[:100], t[:100])
 
 
