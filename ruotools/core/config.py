@@ -203,7 +203,6 @@ class TrainConfig:
             self.alpha = _DEFAULT_ALPHA[self.flavor]
         if self.lambda_curl is None:
             self.lambda_curl = _DEFAULT_LAMBDA_CURL[self.flavor]
-        self.lambda_curl = float(self.lambda_curl)  # as stored by earlier versions (checkpoint fingerprints)
         if self.ot_cost is None:
             self.ot_cost = _DEFAULT_OT_COST[self.flavor]
         if self.validation_cells is None:

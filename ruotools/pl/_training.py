@@ -156,6 +156,7 @@ def history(
         loss = np.asarray(rec.get("loss", []), dtype=np.float64)
         val = np.asarray(rec.get("val", []), dtype=np.float64)
         epochs = np.arange(1, len(loss) + 1)
+        kept_start = False
         a.plot(epochs, loss, color=train_color, marker="o", ms=3, lw=1.5, label="training")
         if val.size and np.isfinite(val).any():
             n_unvalidated = int(np.argmax(np.isfinite(val)))
@@ -165,12 +166,9 @@ def history(
             a.plot(np.arange(1, len(val) + 1), val, color=val_color, marker="o", ms=3, lw=1.5, label="validation")
             best = int(np.nanargmin(val))
             start = float(rec.get("best_val", np.nan))
-            if start < val[best]:  # no epoch validated better than the state the phase started from: kept that one
-                a.plot(0, start, ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
-                       label="best (kept): the start")  # fmt: skip
-            else:
-                a.plot(best + 1, val[best], ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5,
-                       label="best (kept)")  # fmt: skip
+            kept_start = start < val[best]  # no epoch validated better than the state the phase started from
+            x, y, label = (0, start, "best (kept): the start") if kept_start else (best + 1, val[best], "best (kept)")
+            a.plot(x, y, ls="", marker="*", ms=11, color=val_color, mec="black", mew=0.5, label=label)
         values = np.concatenate([loss, val])
         values = values[np.isfinite(values)]
         auto_log = values.size > 0 and np.all(values > 0) and values.max() >= _LOG_SPAN * values.min()
@@ -181,8 +179,7 @@ def history(
             a.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
             a.yaxis.set_minor_formatter(mticker.NullFormatter())
         a.set_xlabel("epoch")
-        a.set_xlim(-0.5 if "best (kept): the start" in [ln.get_label() for ln in a.get_lines()] else 0.5,
-                   max(len(loss), len(val), 1) + 0.5)  # fmt: skip
+        a.set_xlim(-0.5 if kept_start else 0.5, max(len(loss), len(val), 1) + 0.5)
         a.xaxis.set_major_locator(mticker.MaxNLocator(integer=True, min_n_ticks=1))
         a.set_ylabel("loss")
         a.grid(alpha=0.3, lw=0.5, which="both")

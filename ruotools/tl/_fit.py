@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Mapping
@@ -12,10 +13,9 @@ from .. import _logging as logg
 from .. import _validation as val
 from .._keys import Keys, basis_from_rep, outputs
 from .._settings import settings
-from ..core.config import DEFAULT_FLAVOR, FLAVOR_ONLY, FLAVORS, TrainConfig, check_validation_cells
+from ..core.config import DEFAULT_FLAVOR, FLAVOR_ONLY, FLAVORS, TrainConfig
 from ..core.data import Snapshots, Standardizer
 from ..core.distributed import fit_in_launched_job, fit_spawned, launched_by_torchrun
-from ..core.ot import ground_cost
 from ..core.train import fit, networks_from_config
 from ..model import RUOTModel
 from ._common import make_actual
@@ -459,21 +459,21 @@ def _config(
 ) -> TrainConfig:
     if flavor not in FLAVORS:
         raise ValueError(f"Unknown `flavor` {flavor!r}; choose one of {list(FLAVORS)}.")
-    cfg = TrainConfig(flavor=flavor, **kwargs)
+    train_kwargs = dict(train_kwargs or {})
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
     reserved = set(kwargs) | {"flavor", "sigma", "epochs", "lr", "hidden_dim", "n_layers", "batch_size"}
     other = set().union(*(names for f, names in FLAVOR_ONLY.items() if f != flavor))
-    for name, value in dict(train_kwargs or {}).items():
+    for name in train_kwargs:
         if name in other:
             raise ValueError(
                 f"`train_kwargs` key {name!r} does not apply to flavor {flavor!r} (only to the other flavor); "
                 "remove it."
             )
-        if name in reserved or not hasattr(cfg, name):
-            allowed = sorted(set(cfg.to_dict()) - reserved - other)
+        if name in reserved or name not in known:
+            allowed = sorted(known - reserved - other)
             raise ValueError(f"`train_kwargs` key {name!r} is not accepted; use one of {allowed}.")
-        setattr(cfg, name, value)
-    ground_cost(cfg.ot_cost)  # a ValueError naming the choices
-    check_validation_cells(cfg.validation_cells)
+    # built with them, so that `None` means the flavor's value and the cost and validation cells are checked
+    cfg = TrainConfig(flavor=flavor, **kwargs, **train_kwargs)
     cfg.sigma = DEFAULT_SIGMA_INTERNAL if sigma is None else st.sigma_to_internal(float(sigma))
     cfg.epochs = _per_phase(max_epochs, cfg.epochs, "max_epochs", val.check_count, cfg.phases)
     if lr is not None and not isinstance(lr, Mapping):
@@ -486,10 +486,7 @@ def _config(
     if flavor == "var_ruot":
         cfg.lambda_geodesic = val.check_nonnegative(cfg.lambda_geodesic, "train_kwargs['lambda_geodesic']")
         cfg.geodesic_alpha = val.check_positive(cfg.geodesic_alpha, "train_kwargs['geodesic_alpha']")
-    else:
-        if cfg.lambda_curl is None:  # the flavor's value, as when not given
-            cfg.lambda_curl = TrainConfig(flavor=flavor).lambda_curl
-        # a float, as stored by earlier versions: `{"lambda_curl": 0}` resumes their checkpoints
+    else:  # a float, as stored by earlier versions: `{"lambda_curl": 0}` resumes their checkpoints
         cfg.lambda_curl = val.check_nonnegative(cfg.lambda_curl, "train_kwargs['lambda_curl']")
     for name, value in {"hidden_dim": hidden_dim, "n_layers": n_layers, "batch_size": batch_size}.items():
         if value is not None:
