@@ -181,8 +181,6 @@ class PotentialPaths:
         self.nets, self.sigma, self.alpha, self.generator = nets, sigma, alpha, generator
         self.noise = None if noise is None else iter(noise)
         self.x, self.log_mass, self.t = x, log_mass, t
-        self.u, self.g = nets.drift_growth(x, t, create_graph=True)
-        self.rate = self._rate(self.u, self.g, log_mass)
         self.action = x.new_zeros(())
         self.states = [(x.detach(), t, log_mass.detach())]
 
@@ -193,7 +191,8 @@ class PotentialPaths:
         """Advance every particle by ``h`` (a number, or one step size per particle)."""
         x, ell, t, gen = self.x, self.log_mass, self.t, self.generator
         hx = h[:, None] if torch.is_tensor(h) else h
-        k1, g1, r1 = self.u, self.g, self.rate
+        k1, g1 = self.nets.drift_growth(x, t, create_graph=True)  # evaluated here: the end state's is never used
+        r1 = self._rate(k1, g1, ell)
         k2, g2 = self.nets.drift_growth(x + 0.5 * hx * k1, t + 0.5 * h, create_graph=True)
         r2 = self._rate(k2, g2, ell + 0.5 * h * g1)
         k3, g3 = self.nets.drift_growth(x + 0.5 * hx * k2, t + 0.5 * h, create_graph=True)
@@ -206,8 +205,6 @@ class PotentialPaths:
         self.log_mass = ell + (h / 6) * (g1 + 2 * g2 + 2 * g3 + g4)
         self.action = self.action + ((h / 6) * (r1 + 2 * r2 + 2 * r3 + r4)).sum()
         self.t = t + h
-        self.u, self.g = self.nets.drift_growth(self.x, self.t, create_graph=True)
-        self.rate = self._rate(self.u, self.g, self.log_mass)
         self.states.append((self.x.detach(), self.t, self.log_mass.detach()))
 
 
