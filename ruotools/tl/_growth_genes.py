@@ -76,6 +76,22 @@ def growth_genes(
     ValueError
         When the fit has no growth (``growth=False``).
 
+    Notes
+    -----
+    What the ranking can and cannot tell (benchmarks/README.md, section "Interpretation"):
+
+    * Genes that vary together share a driver's gradient, and an anti-correlated partner of the driver
+      comes out with the opposite sign: rank by the sign asked about (this ``rank``), and read a strongly
+      negative partner of the top gene as its mirror, not as a second driver.
+    * A gene that barely varies among the selected cells (a lineage marker within its lineage) gets a
+      gradient the snapshots hardly constrain; weigh the gradients by each gene's spread over the cells
+      (gradient × std: the effect of a typical change of the gene).
+    * Where the per-cell growth is not identifiable from the snapshots
+      (:func:`ruotools.tl.growth_identifiability`), neither is its gradient.
+
+    On three simulated networks with a known driver (3 seeds each, default ``"deepruot"`` fits) the true
+    driver was ranked first in 5 of 9 fits and within the first three in all 9.
+
     Examples
     --------
     >>> rt.tl.fit_ruot(adata, time_key="day", use_rep="X_pca", n_dims=10)  # doctest: +SKIP
