@@ -47,7 +47,7 @@ def fate_probabilities(
     whatever genes vary at the start, including genes with no part in the decision (Spearman 0.27 with
     the truth; largest absolute Spearman correlation with an unregulated gene 0.48 on average, against
     0.03 in the truth). The default penalty, 0.01, lowers that correlation to 0.35, ``{"lambda_curl":
-    0.03}`` to 0.15 (fates 0.67) and ``"var_ruot"`` to 0.05: fit with 0.03, or with ``"var_ruot"``, when
+    0.03}`` to 0.15 (fates 0.67) and ``"var_ruot"`` to 0.03–0.05 (two runs): fit with 0.03, or with ``"var_ruot"``, when
     fates are the question. All put too little mass into the lineage that grows (0.59 for the default,
     0.59 with 0.03 and 0.68 for ``"var_ruot"``, against 0.84), as growth and fate bias trade off in
     snapshots.
